@@ -58,6 +58,10 @@ const char *fvlm_gguf_path(const fvlm_gguf *g);   /* the name given at open */
 uint32_t fvlm_gguf_version(const fvlm_gguf *g);
 size_t fvlm_gguf_alignment(const fvlm_gguf *g);
 size_t fvlm_gguf_file_size(const fvlm_gguf *g);
+/* The whole file as opened (file_size bytes) and the offset of its data section, so that a
+ * tensor's file offset is (const uint8_t *)t.data - fvlm_gguf_data(g). */
+const uint8_t *fvlm_gguf_data(const fvlm_gguf *g);
+size_t fvlm_gguf_data_offset(const fvlm_gguf *g);
 
 /* ---- metadata ---- */
 int64_t fvlm_gguf_n_kv(const fvlm_gguf *g);
