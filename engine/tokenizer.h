@@ -32,4 +32,10 @@ bool fvlm_tokenizer_is_special(const fvlm_tokenizer *tok, int32_t id);
 /* Id of the token whose vocabulary string is exactly `s` (e.g. "<|im_end|>"), or -1. */
 int32_t fvlm_tokenizer_find(const fvlm_tokenizer *tok, const char *s);
 
+/* The Qwen2 pre-tokenizer split alone (exposed for tests): cuts UTF-8 text s[0..len) —
+ * taken as already NFC and free of added tokens — into words, writing the byte offset where
+ * each word ends to ends[0..max). Returns the number of words (which may exceed max), or
+ * (size_t)-1 when out of memory. */
+size_t fvlm_qwen2_pretokenize(const char *s, size_t len, size_t *ends, size_t max);
+
 #endif

@@ -16,7 +16,7 @@ gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer
 gstreamer1.0-x gstreamer1.0-rtsp
 libpango1.0-dev libcairo2-dev
 python3-numpy python3-torch python3-pil
-unicode-data clang libclang-rt-14-dev valgrind
+unicode-data bzip2 clang libclang-rt-14-dev valgrind
 nodejs npm
 "
 
