@@ -43,6 +43,11 @@ void fvlm_gelu_erf(float *x, int64_t n);           /* exact: 0.5路x路(1+erf(x/鈭
 /* Rotate-half RoPE on one head vector of head_dim at position pos:
  * for i < d/2: (x[i], x[i+d/2]) rotated by angle pos路theta^(-2i/d). */
 void fvlm_rope_rotate_half(float *x, int32_t head_dim, int32_t pos, float theta);
+/* The same split in two, so a forward pass computes the angles of a position once and
+ * applies them to every head of every layer: cs[0..d/2) = cos, cs[d/2..d) = sin of
+ * pos路theta^(-2i/d), computed in double. */
+void fvlm_rope_sincos(float *cs, int32_t head_dim, int32_t pos, float theta);
+void fvlm_rope_apply(float *x, const float *cs, int32_t head_dim);
 
 /* ---- convolutions for the vision tower (kernels_conv.c) ---------------------------- */
 

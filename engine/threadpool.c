@@ -1,0 +1,183 @@
+/*
+ * threadpool.c — the per-session fork/join pool of threadpool.h, on pthreads.
+ *
+ * A pool of n threads owns n-1 worker threads; the thread calling fvlm_pool_run() is
+ * worker 0. A run publishes (fn, arg) and bumps a generation counter; workers that see
+ * the new generation run fn(arg, ith, n) and count down `n_pending`; the caller runs its
+ * own share and then waits for the count to reach zero.
+ *
+ * Waiting: a decode step makes ~10 short runs per layer, so both sides first poll the
+ * atomic counters for a few microseconds (a condition-variable round trip per run would
+ * cost more than the work), then fall back to sleeping on a condition variable: an idle
+ * pipeline waiting for frames costs no CPU.
+ *
+ * Not here: how work is split (callers split by ith/nth) and any process-wide pool: every
+ * session owns its own.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "threadpool.h"
+
+/* Polling iterations before sleeping (roughly 5-20 µs on current CPUs). */
+#define FVLM_POOL_SPIN 4096
+
+typedef struct fvlm_pool_worker {
+    fvlm_pool *pool;
+    int ith;
+    pthread_t thread;
+} fvlm_pool_worker;
+
+struct fvlm_pool {
+    int n_threads;                 /* including the caller */
+    fvlm_pool_worker *workers;     /* [n_threads - 1], workers[i] has ith = i + 1 */
+    int n_started;                 /* threads actually created (for cleanup on failure) */
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work;        /* workers sleep here for a new generation */
+    pthread_cond_t cv_done;        /* the caller sleeps here for n_pending == 0 */
+
+    /* The current job: written before `gen` is bumped (release), read after (acquire). */
+    fvlm_pool_fn fn;
+    void *arg;
+    atomic_uint gen;               /* incremented once per run (and at shutdown) */
+    atomic_int n_pending;          /* workers of the current run not yet finished */
+    atomic_bool stop;
+};
+
+static void *pool_worker_main(void *p)
+{
+    fvlm_pool_worker *w = p;
+    fvlm_pool *pool = w->pool;
+    unsigned seen = 0;
+
+    for (;;) {
+        unsigned g = atomic_load_explicit(&pool->gen, memory_order_acquire);
+        for (int i = 0; g == seen && i < FVLM_POOL_SPIN; i++)
+            g = atomic_load_explicit(&pool->gen, memory_order_acquire);
+        if (g == seen) {
+            pthread_mutex_lock(&pool->mu);
+            while ((g = atomic_load_explicit(&pool->gen, memory_order_acquire)) == seen)
+                pthread_cond_wait(&pool->cv_work, &pool->mu);
+            pthread_mutex_unlock(&pool->mu);
+        }
+        seen = g;
+        if (atomic_load_explicit(&pool->stop, memory_order_acquire))
+            return NULL;
+
+        pool->fn(pool->arg, w->ith, pool->n_threads);
+
+        if (atomic_fetch_sub_explicit(&pool->n_pending, 1, memory_order_acq_rel) == 1) {
+            /* Last one out wakes the caller (taking the lock so the wake-up cannot fall
+             * between the caller's check and its wait). */
+            pthread_mutex_lock(&pool->mu);
+            pthread_cond_signal(&pool->cv_done);
+            pthread_mutex_unlock(&pool->mu);
+        }
+    }
+}
+
+static void pool_shutdown(fvlm_pool *pool)
+{
+    pthread_mutex_lock(&pool->mu);
+    atomic_store_explicit(&pool->stop, true, memory_order_release);
+    atomic_fetch_add_explicit(&pool->gen, 1, memory_order_acq_rel);
+    pthread_cond_broadcast(&pool->cv_work);
+    pthread_mutex_unlock(&pool->mu);
+    for (int i = 0; i < pool->n_started; i++)
+        pthread_join(pool->workers[i].thread, NULL);
+}
+
+fvlm_pool *fvlm_pool_new(int n_threads)
+{
+    fvlm_pool *pool;
+
+    if (n_threads < 1)
+        return NULL;
+    pool = calloc(1, sizeof *pool);
+    if (!pool)
+        return NULL;
+    pool->n_threads = n_threads;
+    atomic_init(&pool->gen, 0);
+    atomic_init(&pool->n_pending, 0);
+    atomic_init(&pool->stop, false);
+    if (pthread_mutex_init(&pool->mu, NULL) != 0) {
+        free(pool);
+        return NULL;
+    }
+    if (pthread_cond_init(&pool->cv_work, NULL) != 0) {
+        pthread_mutex_destroy(&pool->mu);
+        free(pool);
+        return NULL;
+    }
+    if (pthread_cond_init(&pool->cv_done, NULL) != 0) {
+        pthread_cond_destroy(&pool->cv_work);
+        pthread_mutex_destroy(&pool->mu);
+        free(pool);
+        return NULL;
+    }
+    if (n_threads > 1) {
+        pool->workers = calloc((size_t)n_threads - 1, sizeof *pool->workers);
+        if (!pool->workers) {
+            fvlm_pool_free(pool);
+            return NULL;
+        }
+        for (int i = 0; i < n_threads - 1; i++) {
+            pool->workers[i].pool = pool;
+            pool->workers[i].ith = i + 1;
+            if (pthread_create(&pool->workers[i].thread, NULL, pool_worker_main,
+                               &pool->workers[i]) != 0) {
+                fvlm_pool_free(pool);
+                return NULL;
+            }
+            pool->n_started++;
+        }
+    }
+    return pool;
+}
+
+void fvlm_pool_free(fvlm_pool *pool)
+{
+    if (!pool)
+        return;
+    pool_shutdown(pool);
+    free(pool->workers);
+    pthread_cond_destroy(&pool->cv_done);
+    pthread_cond_destroy(&pool->cv_work);
+    pthread_mutex_destroy(&pool->mu);
+    free(pool);
+}
+
+int fvlm_pool_size(const fvlm_pool *pool)
+{
+    return pool ? pool->n_threads : 1;
+}
+
+void fvlm_pool_run(fvlm_pool *pool, fvlm_pool_fn fn, void *arg)
+{
+    if (!pool || pool->n_threads == 1) {
+        fn(arg, 0, 1);
+        return;
+    }
+
+    pthread_mutex_lock(&pool->mu);
+    pool->fn = fn;
+    pool->arg = arg;
+    atomic_store_explicit(&pool->n_pending, pool->n_threads - 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&pool->gen, 1, memory_order_acq_rel);
+    pthread_cond_broadcast(&pool->cv_work);
+    pthread_mutex_unlock(&pool->mu);
+
+    fn(arg, 0, pool->n_threads);
+
+    for (int i = 0; i < FVLM_POOL_SPIN; i++)
+        if (atomic_load_explicit(&pool->n_pending, memory_order_acquire) == 0)
+            return;
+    pthread_mutex_lock(&pool->mu);
+    while (atomic_load_explicit(&pool->n_pending, memory_order_acquire) != 0)
+        pthread_cond_wait(&pool->cv_done, &pool->mu);
+    pthread_mutex_unlock(&pool->mu);
+}
