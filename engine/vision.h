@@ -35,7 +35,9 @@ fastvlm_status fvlm_vision_encode(const fvlm_vision *v, fvlm_pool *pool,
 
 /* image.c: RGB8 interleaved (any size/stride) → pad to a centred square of `pad_rgb`
  * (0..255) → antialiased bicubic (PIL's, a = −0.5, 8-bit rounding like PIL) to size×size
- * → v·rescale → (v − mean)/std → planar [3][size][size]. */
+ * → v·rescale → (v − mean)/std → planar [3][size][size]. FASTVLM_ERR_IMAGE for an empty
+ * image, over FASTVLM_MAX_IMAGE_PIXELS, a side over 65536 (the padded square), a stride
+ * under 3·width, or size outside [1, 16384]. */
 fastvlm_status fvlm_image_preprocess(const uint8_t *rgb, int32_t width, int32_t height,
                                      size_t stride, int32_t size, const float pad_rgb[3],
                                      float rescale, const float mean[3], const float std[3],
