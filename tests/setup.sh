@@ -13,7 +13,7 @@ build-essential pkg-config meson ninja-build
 liborc-0.4-dev liborc-0.4-dev-bin libyaml-dev libpng-dev libjpeg-dev
 libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev libjson-glib-dev
 gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-gstreamer1.0-x gstreamer1.0-rtsp
+gstreamer1.0-x gstreamer1.0-rtsp gstreamer1.0-plugins-base-apps python3-gi gir1.2-gstreamer-1.0
 libpango1.0-dev libcairo2-dev
 python3-numpy python3-torch python3-pil
 unicode-data bzip2 clang libclang-rt-14-dev valgrind
