@@ -1,7 +1,9 @@
 /*
  * kernels.h — the arithmetic the models are made of. Every function here has a plain
- * scalar implementation (kernels_scalar.c, kernels_conv.c); SIMD variants per architecture
- * come with the speed work and are checked against these.
+ * scalar implementation (kernels_scalar.c, kernels_conv.c); the matrix products and the
+ * element-wise kernels dispatch (kernels.c) to the SIMD table of the running CPU (AVX2,
+ * AVX-512, NEON: kernels_arch.h, cpu.h; FASTVLM_CPU=scalar|avx2|avx512|neon lowers it),
+ * each checked against its scalar twin (tests/kernels).
  *
  * Conventions: row-major float32 activations; a weight W is an fvlm_tensor with
  * ne = {k, n} (n rows of k elements, any supported type), i.e. PyTorch's Linear [n, k].
@@ -16,7 +18,7 @@
 #include "tensor.h"
 #include "threadpool.h"
 
-/* ---- matrix products (kernels_scalar.c) ------------------------------------------- */
+/* ---- matrix products (kernels.c → kernels_scalar.c / kernels_<arch>.c) ------------ */
 
 /* Y[m][n] = X[m][k] · Wᵀ (+ bias[n] if bias != NULL). W: ne = {k, n}, any supported type.
  * Threaded over n (and m). X and Y must not alias. */
@@ -29,7 +31,7 @@ void fvlm_sgemm_nt(fvlm_pool *pool, int64_t m, int64_t n, int64_t k,
                    const float *A, int64_t lda, const float *B, int64_t ldb,
                    float *C, int64_t ldc, const float *bias);
 
-/* ---- element-wise and normalisation (kernels_scalar.c) ----------------------------- */
+/* ---- element-wise and normalisation (kernels.c → scalar / SIMD) --------------------- */
 
 /* out[i] = x[i] / sqrt(mean(x²) + eps) * w[i], over n elements. out may equal x. */
 void fvlm_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps);

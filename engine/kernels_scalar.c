@@ -9,13 +9,17 @@
  * whatever the thread count or the number of input rows, so results do not depend on
  * either (the tests check threads 1 == threads 2 and batch == token-by-token).
  *
- * Not here: convolutions (kernels_conv.c), SIMD (per-architecture files, later), threading
- * policy (callers choose the pool).
+ * The functions carry a _scalar suffix: kernels.c dispatches kernels.h's names to them or to
+ * the SIMD table of the running CPU (kernels_arch.h, cpu.h).
+ *
+ * Not here: convolutions (kernels_conv.c), SIMD (kernels_avx2.c, kernels_avx512.c,
+ * kernels_neon.c), threading policy (callers choose the pool).
  */
 #include <math.h>
 #include <string.h>
 
 #include "kernels.h"
+#include "kernels_arch.h"
 
 /* ---- dot products ------------------------------------------------------------------- */
 
@@ -139,7 +143,7 @@ static void matmul_worker(void *arg, int ith, int nth)
     }
 }
 
-void fvlm_matmul(fvlm_pool *pool, const fvlm_tensor *W, const float *X, int64_t m,
+void fvlm_matmul_scalar(fvlm_pool *pool, const fvlm_tensor *W, const float *X, int64_t m,
                  float *Y, const float *bias)
 {
     const fvlm_type_traits *tt = fvlm_type_get_traits((uint32_t)W->type);
@@ -199,7 +203,7 @@ static void sgemm_worker(void *arg, int ith, int nth)
     }
 }
 
-void fvlm_sgemm_nt(fvlm_pool *pool, int64_t m, int64_t n, int64_t k,
+void fvlm_sgemm_nt_scalar(fvlm_pool *pool, int64_t m, int64_t n, int64_t k,
                    const float *A, int64_t lda, const float *B, int64_t ldb,
                    float *C, int64_t ldc, const float *bias)
 {
@@ -211,7 +215,7 @@ void fvlm_sgemm_nt(fvlm_pool *pool, int64_t m, int64_t n, int64_t k,
 
 /* ---- element-wise and normalisation ------------------------------------------------- */
 
-void fvlm_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps)
+void fvlm_rmsnorm_scalar(float *out, const float *x, const float *w, int64_t n, float eps)
 {
     double ss = 0.0;
     for (int64_t i = 0; i < n; i++)
@@ -221,7 +225,7 @@ void fvlm_rmsnorm(float *out, const float *x, const float *w, int64_t n, float e
         out[i] = x[i] * scale * w[i];
 }
 
-void fvlm_layernorm(float *out, const float *x, const float *w, const float *b,
+void fvlm_layernorm_scalar(float *out, const float *x, const float *w, const float *b,
                     int64_t n, float eps)
 {
     double mean = 0.0, var = 0.0;
@@ -238,7 +242,7 @@ void fvlm_layernorm(float *out, const float *x, const float *w, const float *b,
         out[i] = (float)((x[i] - mean) * inv) * w[i] + (b ? b[i] : 0.0f);
 }
 
-void fvlm_softmax(float *x, int64_t n)
+void fvlm_softmax_scalar(float *x, int64_t n)
 {
     float mx;
     double sum = 0.0;
@@ -258,13 +262,13 @@ void fvlm_softmax(float *x, int64_t n)
         x[i] *= inv;
 }
 
-void fvlm_silu(float *x, int64_t n)
+void fvlm_silu_scalar(float *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
         x[i] = x[i] / (1.0f + expf(-x[i]));
 }
 
-void fvlm_gelu_erf(float *x, int64_t n)
+void fvlm_gelu_erf_scalar(float *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
         x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
@@ -284,7 +288,7 @@ void fvlm_rope_sincos(float *cs, int32_t head_dim, int32_t pos, float theta)
     }
 }
 
-void fvlm_rope_apply(float *x, const float *cs, int32_t head_dim)
+void fvlm_rope_apply_scalar(float *x, const float *cs, int32_t head_dim)
 {
     const int32_t half = head_dim / 2;
     for (int32_t i = 0; i < half; i++) {

@@ -90,7 +90,7 @@ static void put_u32_at(uint8_t *p, uint32_t v)
 static float d_f32[15], d_last[3];
 static uint8_t d_f16[16], d_bf16[6], d_q8[136], d_q4[36], d_q4k[144];
 static const char *const sample_names[N_SAMPLE_TENSORS] = {
-    "tok.f32", "w.f16", "w.bf16", "w.q8_0", "w.q4_0", "w.q4_K", "last.f32"};
+    "tok.f32", "w.f16", "w.bf16", "w.q8_0", "w.q4_0", "w.q2_K", "last.f32"};
 
 static uint8_t *make_sample(uint32_t version, uint32_t alignment, size_t *n, size_t *info_off)
 {
@@ -166,7 +166,7 @@ static uint8_t *make_sample(uint32_t version, uint32_t alignment, size_t *n, siz
     gw_add_tensor(&w, sample_names[2], 30, 1, ne_bf16, d_bf16, sizeof d_bf16);
     gw_add_tensor(&w, sample_names[3], 8, 2, ne_q8, d_q8, sizeof d_q8);
     gw_add_tensor(&w, sample_names[4], 2, 4, ne_q4, d_q4, sizeof d_q4);
-    gw_add_tensor(&w, sample_names[5], 12, 1, ne_q4k, d_q4k, sizeof d_q4k);
+    gw_add_tensor(&w, sample_names[5], 10, 1, ne_q4k, d_q4k, 84);   /* q2_K: 84 bytes */
     gw_add_tensor(&w, sample_names[6], 0, 1, ne_last, d_last, sizeof d_last);
     out = gw_finish(&w, n, info_off);
     gw_free(&w);
@@ -341,7 +341,7 @@ static void check_sample(const fvlm_gguf *g, uint32_t version, size_t alignment)
             {FVLM_TYPE_BF16, 1, {3, 1, 1, 1}, 6, d_bf16},
             {FVLM_TYPE_Q8_0, 2, {64, 2, 1, 1}, 136, d_q8},
             {FVLM_TYPE_Q4_0, 4, {32, 1, 1, 2}, 36, d_q4},
-            {FVLM_TYPE_Q4_K, 1, {256, 1, 1, 1}, 144, d_q4k},
+            {FVLM_TYPE_Q2_K, 1, {256, 1, 1, 1}, 84, d_q4k},
             {FVLM_TYPE_F32, 1, {3, 1, 1, 1}, 12, d_last},
         };
         const uint8_t *base = fvlm_gguf_data(g);
@@ -853,8 +853,8 @@ static void test_req_opt(void)
               t.type == FVLM_TYPE_Q4_0, "q4_0 4-d");
         CHECK(fvlm_gguf_req_tensor(g, "w.q4_0", 2, ne_q4, &t, &err) == FASTVLM_ERR_SHAPE &&
               MSG_HAS("has shape [32, 1, 1, 2], expected [32, 1]"), "%s", err.message);
-        CHECK(fvlm_gguf_req_tensor(g, "w.q4_K", 1, ne_q4k, &t, &err) == FASTVLM_ERR_UNSUPPORTED &&
-              MSG_HAS("tensor 'w.q4_K' has type q4_K, which this build cannot compute with") &&
+        CHECK(fvlm_gguf_req_tensor(g, "w.q2_K", 1, ne_q4k, &t, &err) == FASTVLM_ERR_UNSUPPORTED &&
+              MSG_HAS("tensor 'w.q2_K' has type q2_K, which this build cannot compute with") &&
               !t.data, "%s", err.message);
         CHECK(fvlm_gguf_req_tensor(g, "blk.3.ffn_up.weight", 2, ne_ok, &t, &err) ==
               FASTVLM_ERR_MISSING && MSG_HAS("tensor 'blk.3.ffn_up.weight' is missing"), "%s",

@@ -124,17 +124,17 @@ static void test_traits(void)
         {0, "f32", 1, 4, true},
         {1, "f16", 1, 2, true},
         {2, "q4_0", 32, 2 + 16, true},
-        {3, "q4_1", 32, 2 * 2 + 16, false},
-        {6, "q5_0", 32, 2 + 4 + 16, false},
-        {7, "q5_1", 32, 2 * 2 + 4 + 16, false},
+        {3, "q4_1", 32, 2 * 2 + 16, true},
+        {6, "q5_0", 32, 2 + 4 + 16, true},
+        {7, "q5_1", 32, 2 * 2 + 4 + 16, true},
         {8, "q8_0", 32, 2 + 32, true},
         {9, "q8_1", 32, 2 * 2 + 32, false},
         {10, "q2_K", 256, 2 * 2 + 256 / 16 + 256 / 4, false},
         {11, "q3_K", 256, 2 + 256 / 4 + 256 / 8 + 12, false},
-        {12, "q4_K", 256, 2 * 2 + 12 + 256 / 2, false},
-        {13, "q5_K", 256, 2 * 2 + 12 + 256 / 2 + 256 / 8, false},
-        {14, "q6_K", 256, 2 + 256 / 16 + 3 * 256 / 4, false},
-        {15, "q8_K", 256, 4 + 256 + 256 / 16 * 2, false},
+        {12, "q4_K", 256, 2 * 2 + 12 + 256 / 2, true},
+        {13, "q5_K", 256, 2 * 2 + 12 + 256 / 2 + 256 / 8, true},
+        {14, "q6_K", 256, 2 + 256 / 16 + 3 * 256 / 4, true},
+        {15, "q8_K", 256, 4 + 256 + 256 / 16 * 2, true},
         {30, "bf16", 1, 2, true},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -413,8 +413,8 @@ static void test_dequant(void)
     CHECK(out[0] == 7.0f, "n=0 must not write");
     for (int i = 0; i < 256; i++)
         out[i] = 7.0f;
-    memset(buf, 0x55, 144);
-    fvlm_dequantize_row(FVLM_TYPE_Q4_K, buf, out, 256);
+    memset(buf, 0x55, 84);
+    fvlm_dequantize_row(FVLM_TYPE_Q2_K, buf, out, 256);
     CHECK(out[0] == 0.0f && out[255] == 0.0f, "unsupported type must give zeros");
 
     free(out);

@@ -117,10 +117,10 @@ def main():
         bad = patched(good, os.path.join(work, "arch.gguf"), [(p, b"llama")])
         expect_fail("unknown architecture", logits_cmd(bad), "llama")
 
-        # unsupported tensor type: q4_K (id 12, 256-element blocks: the data still fits)
+        # unsupported tensor type: q2_K (id 10, 256-element blocks: the data still fits)
         type_pos = ne_pos + 8 * len(t.ne)
-        bad = patched(good, os.path.join(work, "q4k.gguf"), [(type_pos, struct.pack("<I", 12))])
-        expect_fail("unsupported type (q4_K)", logits_cmd(bad), "blk.0.ffn_up.weight")
+        bad = patched(good, os.path.join(work, "q2k.gguf"), [(type_pos, struct.pack("<I", 10))])
+        expect_fail("unsupported type (q2_K)", logits_cmd(bad), "blk.0.ffn_up.weight")
         # a type id no version of ggml has
         bad = patched(good, os.path.join(work, "type99.gguf"), [(type_pos, struct.pack("<I", 99))])
         expect_fail("unknown type id 99", logits_cmd(bad), "blk.0.ffn_up.weight")
