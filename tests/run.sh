@@ -64,6 +64,12 @@ else
     failed=$((failed + 1)); failures+=("asan build")
 fi
 
+if [ -x tests/cross/run_arm64.sh ]; then
+    step "arm64: engine + kernel tests cross-built and run under qemu (NEON path)"
+    if tests/cross/run_arm64.sh; then passed=$((passed + 1));
+    else failed=$((failed + 1)); failures+=("arm64 under qemu"); fi
+fi
+
 if [ -x tests/fuzz/run_fuzz.sh ]; then
     step "fuzzing the GGUF reader for ${FUZZ_SECONDS}s"
     if tests/fuzz/run_fuzz.sh "$FUZZ_SECONDS"; then passed=$((passed + 1));

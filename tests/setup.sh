@@ -17,6 +17,7 @@ gstreamer1.0-x gstreamer1.0-rtsp gstreamer1.0-plugins-base-apps python3-gi gir1.
 libpango1.0-dev libcairo2-dev
 python3-numpy python3-torch python3-pil
 unicode-data bzip2 clang libclang-rt-14-dev valgrind
+gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 nodejs npm
 "
 
