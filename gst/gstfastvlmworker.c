@@ -316,7 +316,9 @@ fvlm_worker_run_model (FvlmWorker * w, FvlmRequest * req, FvlmResult * res,
 
   res->text = g_strdup (out.text ? out.text : "");
   res->n_tokens = out.n_tokens;
-  res->vision_ms = (t2 - t1) / 1000.0 + out.t_vision_ms;
+  /* The engine times the tower inside set_image_planar() and reports it in the result of
+   * the first ask on that image; our own clock around the call is the fallback. */
+  res->vision_ms = out.t_vision_ms > 0 ? out.t_vision_ms : (t2 - t1) / 1000.0;
   res->prefill_ms = out.t_prefill_ms;
   res->decode_ms = out.t_decode_ms;
   res->truncated = out.truncated || job.over_budget;
