@@ -56,6 +56,7 @@ struct fvlm_llm_state {
     int32_t n_ctx;             /* positions in the cache */
     int32_t n_batch;           /* rows per forward chunk */
     int32_t n_threads;         /* attention buffers */
+    int32_t n_layer;           /* layers in the cache */
     int32_t kv_dim;
     float *k_cache;            /* [n_layer][n_ctx][kv_dim], keys after RoPE */
     float *v_cache;            /* [n_layer][n_ctx][kv_dim] */
@@ -356,6 +357,7 @@ fastvlm_status fvlm_llm_state_new(const fvlm_llm *llm, int32_t n_ctx, int32_t n_
     st->n_ctx = n_ctx;
     st->n_batch = n_batch;
     st->n_threads = n_threads;
+    st->n_layer = hp->n_layer;
     st->kv_dim = hp->n_head_kv * hp->head_dim;
 
     kv_bytes = floats_bytes((size_t)hp->n_layer, (size_t)n_ctx, (size_t)st->kv_dim);
@@ -405,6 +407,35 @@ void fvlm_llm_state_free(fvlm_llm_state *st)
 int32_t fvlm_llm_state_n_ctx(const fvlm_llm_state *st)
 {
     return st->n_ctx;
+}
+
+/* ---- KV snapshots ---------------------------------------------------------------------- */
+
+size_t fvlm_llm_kv_floats(const fvlm_llm_state *st, int32_t n_pos)
+{
+    return (size_t)2 * (size_t)st->n_layer * (size_t)n_pos * (size_t)st->kv_dim;
+}
+
+void fvlm_llm_kv_save(const fvlm_llm_state *st, int32_t n_pos, float *dst)
+{
+    const size_t per_layer = (size_t)n_pos * st->kv_dim;
+    for (int32_t l = 0; l < st->n_layer; l++) {
+        const size_t off = (size_t)l * st->n_ctx * st->kv_dim;
+        memcpy(dst + (size_t)l * per_layer, st->k_cache + off, per_layer * sizeof(float));
+        memcpy(dst + (size_t)(st->n_layer + l) * per_layer, st->v_cache + off,
+               per_layer * sizeof(float));
+    }
+}
+
+void fvlm_llm_kv_load(fvlm_llm_state *st, int32_t n_pos, const float *src)
+{
+    const size_t per_layer = (size_t)n_pos * st->kv_dim;
+    for (int32_t l = 0; l < st->n_layer; l++) {
+        const size_t off = (size_t)l * st->n_ctx * st->kv_dim;
+        memcpy(st->k_cache + off, src + (size_t)l * per_layer, per_layer * sizeof(float));
+        memcpy(st->v_cache + off, src + (size_t)(st->n_layer + l) * per_layer,
+               per_layer * sizeof(float));
+    }
 }
 
 /* ---- forward pass ---------------------------------------------------------------------- */

@@ -70,4 +70,12 @@ fastvlm_status fvlm_llm_forward(const fvlm_llm *llm, fvlm_llm_state *st, fvlm_po
                                 fvlm_llm_abort_fn should_abort, void *abort_ud,
                                 fastvlm_error *err);
 
+/* KV snapshots (session_kv.c): positions [0, n_pos) of every layer's keys and values,
+ * n_pos <= n_ctx. fvlm_llm_kv_floats() is the size of one copy in floats (keys and values
+ * together, layout [2][n_layer][n_pos][kv_dim]); save copies out of the cache, load back
+ * into it (the rows at and after n_pos are left as they are). */
+size_t fvlm_llm_kv_floats(const fvlm_llm_state *st, int32_t n_pos);
+void fvlm_llm_kv_save(const fvlm_llm_state *st, int32_t n_pos, float *dst);
+void fvlm_llm_kv_load(fvlm_llm_state *st, int32_t n_pos, const float *src);
+
 #endif

@@ -59,6 +59,11 @@ fastvlm_generate_params fastvlm_generate_default_params(void)
     p.on_token = NULL;
     p.should_abort = NULL;
     p.user_data = NULL;
+    p.reuse_kv = true;
+    p.speculative = true;
+    p.draft = NULL;
+    p.n_draft = 0;
+    p.n_draft_max = 8;
     return p;
 }
 

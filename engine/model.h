@@ -21,6 +21,9 @@ struct fastvlm_model {
     fvlm_vision *vision;        /* NULL without mmproj */
     char *chat_template;        /* NUL-terminated copy, or NULL */
     fastvlm_model_info info;
+    /* The one mutable field: ids of image features (session_features.c), unique within the
+     * model so that any session's KV cache can tell two images apart. */
+    _Atomic uint64_t next_features_id;
 };
 
 #endif

@@ -15,50 +15,25 @@
  * projected rows (tokens × n_embd) at consecutive ordinary positions; without an image the
  * user turn is "user\n{prompt}". chat = false: [image rows] then the raw prompt.
  *
- * Not here: the decoder (llm.c), sampling rules (sampler.c), the tower (vision.c).
+ * Reuse (docs/reuse.md): ask() prefills only the part of its prompt the KV cache does not
+ * already hold (session_kv.c says what it holds), and verifies a draft (the previous
+ * answer to the same prompt, speculative.c) several tokens per decoder call: the decode
+ * loop below stays the plain one, token by token, but a token whose row a verification
+ * batch already computed is not evaluated again.
+ *
+ * Not here: the decoder (llm.c), sampling rules (sampler.c), the tower (vision.c), the
+ * image features handle (session_features.c).
  */
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "model.h"
-#include "sampler.h"
+#include "session_impl.h"
 
 #define SESSION_MAX_BATCH 512      /* rows per forward chunk (bounds the scratch memory) */
 #define SESSION_MAX_THREADS 256
+#define SESSION_MAX_DRAFT 256      /* largest n_draft_max */
 
-struct fastvlm_session {
-    const fastvlm_model *model;
-    const fvlm_llm_hparams *hp;
-    fvlm_pool *pool;
-    fvlm_llm_state *st;
-    fvlm_sampler *sampler;
-    fvlm_rng rng;
-    int32_t n_ctx;
-    int32_t n_past;                /* positions in the KV cache */
-    int32_t token_endoftext;       /* <|endoftext|>, a stop token besides im_end/eos; -1 if absent */
-    float *logits;                 /* [n_vocab] of the last evaluated position */
-    bool have_logits;
-    atomic_bool abort_flag;        /* set by request_abort() from any thread */
-
-    int32_t image_size;            /* vision input size (pixels per side) */
-    float *planar;                 /* [3][image_size][image_size] preprocessing scratch */
-    float *image_rows;             /* [n_image_rows][n_embd] projected image features */
-    int32_t n_image_rows;
-    bool image_timings_pending;    /* report t_pre/t_vis with the next answer only */
-    double t_pre_ms, t_vis_ms;
-};
-
-/* The abort poll handed to the decoder and the tower: the session flag or the caller's
- * callback. */
-typedef struct abort_ctx {
-    fastvlm_session *s;
-    fastvlm_abort_fn fn;
-    void *ud;
-} abort_ctx;
-
-static bool abort_poll(void *p)
+bool fvlm_session_abort_poll(void *p)
 {
     abort_ctx *a = p;
     if (atomic_load_explicit(&a->s->abort_flag, memory_order_relaxed))
@@ -124,7 +99,8 @@ fastvlm_status fastvlm_session_new(const fastvlm_model *model,
     s->pool = fvlm_pool_new(params->n_threads);
     s->logits = malloc((size_t)s->hp->n_vocab * sizeof(float));
     s->sampler = fvlm_sampler_new(s->hp->n_vocab);
-    if (!s->pool || !s->logits || !s->sampler) {
+    s->kv_items = malloc((size_t)n_ctx * sizeof *s->kv_items);
+    if (!s->pool || !s->logits || !s->sampler || !s->kv_items) {
         fastvlm_session_free(s);
         return fvlm_set_error(err, FASTVLM_ERR_NOMEM,
                               "fastvlm_session_new: cannot create %d threads / logits buffers",
@@ -151,8 +127,10 @@ void fastvlm_session_free(fastvlm_session *s)
     fvlm_llm_state_free(s->st);
     fvlm_sampler_free(s->sampler);
     free(s->logits);
+    free(s->kv_items);
     free(s->planar);
-    free(s->image_rows);
+    fastvlm_image_features_unref(s->image);
+    fvlm_drafts_clear(&s->drafts);
     free(s);
 }
 
@@ -176,10 +154,9 @@ const float *fastvlm_session_logits(const fastvlm_session *s)
     return s && s->have_logits ? s->logits : NULL;
 }
 
-/* Runs n rows (ids or embeddings) at n_past, advancing n_past only on success. */
-static fastvlm_status session_eval(fastvlm_session *s, const int32_t *ids, const float *embd,
-                                   int32_t n, float *all_logits, abort_ctx *ab,
-                                   fastvlm_error *err)
+fastvlm_status fvlm_session_eval(fastvlm_session *s, const int32_t *ids, const float *embd,
+                                 const fvlm_kv_item *items, int32_t n, float *all_logits,
+                                 abort_ctx *ab, fastvlm_error *err)
 {
     fastvlm_status st;
     const int32_t nv = s->hp->n_vocab;
@@ -190,7 +167,7 @@ static fastvlm_status session_eval(fastvlm_session *s, const int32_t *ids, const
                               n, s->n_past, s->n_ctx);
     st = fvlm_llm_forward(s->model->llm, s->st, s->pool, ids, embd, n, s->n_past,
                           all_logits ? all_logits : s->logits, all_logits != NULL,
-                          abort_poll, ab, err);
+                          fvlm_session_abort_poll, ab, err);
     if (st != FASTVLM_OK) {
         /* The rows written past n_past are never read: the cache is unchanged. The last
          * logits may be partly overwritten, so they are no longer offered. */
@@ -201,6 +178,15 @@ static fastvlm_status session_eval(fastvlm_session *s, const int32_t *ids, const
     if (all_logits)
         memcpy(s->logits, all_logits + (size_t)(n - 1) * nv, (size_t)nv * sizeof(float));
     s->have_logits = true;
+    for (int32_t i = 0; i < n; i++) {
+        fvlm_kv_item *it = &s->kv_items[s->n_past + i];
+        if (items)
+            *it = items[i];
+        else if (ids)
+            *it = (fvlm_kv_item){FVLM_KV_TOKEN, ids[i]};
+        else
+            *it = (fvlm_kv_item){FVLM_KV_OPAQUE, i};
+    }
     s->n_past += n;
     return FASTVLM_OK;
 }
@@ -220,7 +206,7 @@ fastvlm_status fastvlm_session_eval_tokens(fastvlm_session *s, const int32_t *id
             return fvlm_set_error(err, FASTVLM_ERR_TOKEN_RANGE,
                                   "token id %d at index %d is out of range [0, %d)", ids[i], i,
                                   s->hp->n_vocab);
-    return session_eval(s, ids, NULL, n, logits, &ab, err);
+    return fvlm_session_eval(s, ids, NULL, NULL, n, logits, &ab, err);
 }
 
 fastvlm_status fastvlm_session_eval_embeddings(fastvlm_session *s, const float *rows, int32_t n,
@@ -233,7 +219,7 @@ fastvlm_status fastvlm_session_eval_embeddings(fastvlm_session *s, const float *
         return fvlm_set_error(err, FASTVLM_ERR_INVALID_ARG,
                               "fastvlm_session_eval_embeddings: NULL session/rows or n %d < 1", n);
     atomic_store(&s->abort_flag, false);
-    return session_eval(s, NULL, rows, n, logits, &ab, err);
+    return fvlm_session_eval(s, NULL, rows, NULL, n, logits, &ab, err);
 }
 
 int32_t fastvlm_session_sample(fastvlm_session *s, const fastvlm_sampler_params *params,
@@ -264,41 +250,47 @@ void fastvlm_session_clear_image(fastvlm_session *s)
 {
     if (!s)
         return;
-    free(s->image_rows);
-    s->image_rows = NULL;
-    s->n_image_rows = 0;
+    fastvlm_image_features_unref(s->image);
+    s->image = NULL;
     s->image_timings_pending = false;
 }
 
-/* Tower + projector on s->planar-like input, stored as the session's image. */
+/* Tower + projector on planar input, stored as the session's image (new features, a new
+ * id); t_pre_ms is what preparing `planar` cost. */
 static fastvlm_status session_encode_rows(fastvlm_session *s, const float *planar, int32_t size,
-                                          fastvlm_error *err)
+                                          double t_pre_ms, fastvlm_error *err)
 {
     const fastvlm_model *m = s->model;
     const int32_t per_side = size / m->info.patch_stride;
     const int32_t n_tok = per_side * per_side;
     const int32_t width = fvlm_vision_out_dim(m->vision, false);
     abort_ctx ab = {s, NULL, NULL};
-    float *rows;
+    fastvlm_image_features *f;
     fastvlm_status st;
     double t0;
 
-    rows = malloc((size_t)n_tok * (size_t)width * sizeof(float));
-    if (!rows)
+    if (width != s->hp->n_embd)
+        return fvlm_set_error(err, FASTVLM_ERR_INTERNAL,
+                              "image: projector width %d != decoder width %d", width,
+                              s->hp->n_embd);
+    f = fvlm_features_new(m, n_tok, width);
+    if (!f)
         return fvlm_set_error(err, FASTVLM_ERR_NOMEM, "image: cannot allocate %d x %d features",
                               n_tok, width);
     t0 = fvlm_time_ms();
-    st = fvlm_vision_encode(m->vision, s->pool, planar, size, false, rows, abort_poll, &ab, err);
+    st = fvlm_vision_encode(m->vision, s->pool, planar, size, false, f->rows,
+                            fvlm_session_abort_poll, &ab, err);
     if (st != FASTVLM_OK) {
-        free(rows);
+        fastvlm_image_features_unref(f);
         return st;
     }
-    free(s->image_rows);
-    s->image_rows = rows;
-    s->n_image_rows = n_tok;
-    s->t_vis_ms = fvlm_time_ms() - t0;
+    f->t_pre_ms = t_pre_ms;
+    f->t_vis_ms = fvlm_time_ms() - t0;
+    fastvlm_image_features_unref(s->image);
+    s->image = f;
     s->image_timings_pending = true;
-    fvlm_log(&m->log, FASTVLM_LOG_DEBUG, "image: %d tokens in %.1f ms", n_tok, s->t_vis_ms);
+    fvlm_log(&m->log, FASTVLM_LOG_DEBUG, "image: %d tokens in %.1f ms (features id %llu)",
+             n_tok, f->t_vis_ms, (unsigned long long)f->id);
     return FASTVLM_OK;
 }
 
@@ -351,11 +343,7 @@ fastvlm_status fastvlm_session_set_image_rgb8(fastvlm_session *s, const uint8_t 
                                err);
     if (st != FASTVLM_OK)
         return st;
-    const double t_pre = fvlm_time_ms() - t0;
-    st = session_encode_rows(s, s->planar, s->image_size, err);
-    if (st == FASTVLM_OK)
-        s->t_pre_ms = t_pre;
-    return st;
+    return session_encode_rows(s, s->planar, s->image_size, fvlm_time_ms() - t0, err);
 }
 
 fastvlm_status fastvlm_session_set_image_planar(fastvlm_session *s, const float *planar,
@@ -372,10 +360,7 @@ fastvlm_status fastvlm_session_set_image_planar(fastvlm_session *s, const float 
         return fvlm_set_error(err, FASTVLM_ERR_INVALID_ARG, "image: planar is NULL");
     if ((st = check_size(s, size, err)) != FASTVLM_OK)
         return st;
-    st = session_encode_rows(s, planar, size, err);
-    if (st == FASTVLM_OK)
-        s->t_pre_ms = 0.0;
-    return st;
+    return session_encode_rows(s, planar, size, 0.0, err);
 }
 
 fastvlm_status fastvlm_session_encode_image(fastvlm_session *s, const float *planar, int32_t size,
@@ -393,8 +378,8 @@ fastvlm_status fastvlm_session_encode_image(fastvlm_session *s, const float *pla
     if ((st = check_size(s, size, err)) != FASTVLM_OK)
         return st;
     atomic_store(&s->abort_flag, false);
-    st = fvlm_vision_encode(s->model->vision, s->pool, planar, size, tower_only, out, abort_poll,
-                            &ab, err);
+    st = fvlm_vision_encode(s->model->vision, s->pool, planar, size, tower_only, out,
+                            fvlm_session_abort_poll, &ab, err);
     if (st == FASTVLM_OK && n_tokens_out) {
         const int32_t per_side = size / s->model->info.patch_stride;
         *n_tokens_out = per_side * per_side;
@@ -504,6 +489,28 @@ void fastvlm_result_clear(fastvlm_result *r)
     memset(r, 0, sizeof *r);
 }
 
+/* The key previous answers are kept under: chat flag, system prompt, NUL, prompt. */
+static char *draft_key(const fastvlm_generate_params *p, size_t *len)
+{
+    const char *sys = p->system_prompt ? p->system_prompt : "";
+    const char *prompt = p->prompt ? p->prompt : "";
+    const size_t ls = strlen(sys), lp = strlen(prompt);
+    char *k = malloc(ls + lp + 2);
+    if (!k)
+        return NULL;
+    k[0] = p->chat ? 'c' : 'r';
+    memcpy(k + 1, sys, ls);
+    k[1 + ls] = '\0';
+    memcpy(k + 2 + ls, prompt, lp);
+    *len = ls + lp + 2;
+    return k;
+}
+
+static int32_t min_i32(int32_t a, int32_t b)
+{
+    return a < b ? a : b;
+}
+
 fastvlm_status fastvlm_session_ask(fastvlm_session *s, const fastvlm_generate_params *params,
                                    fastvlm_result *out, fastvlm_error *err)
 {
@@ -513,10 +520,18 @@ fastvlm_status fastvlm_session_ask(fastvlm_session *s, const fastvlm_generate_pa
     idvec pre = {0}, post = {0}, hist = {0};
     textbuf text = {0};
     float *rows = NULL;
+    float *vlogits = NULL;             /* [n_draft_max + 1][n_vocab] of a verification batch */
+    int32_t *batch = NULL;             /* [n_draft_max + 1]: pending token + draft tokens */
+    fvlm_kv_item *items = NULL;        /* [n_prompt] what the prompt's positions hold */
+    const fastvlm_image_features *img;
+    const int32_t *draft = NULL;
+    int32_t n_draft = 0, n_draft_max = 0;
+    char *key = NULL;
+    size_t key_len = 0;
     fastvlm_detok detok;
     fastvlm_status st = FASTVLM_OK;
     abort_ctx ab;
-    int32_t n_img, n_prompt, n_gen_cap;
+    int32_t n_img, n_prompt, n_gen_cap, n_reuse;
     char piece[1024];
     double t0;
 
@@ -532,19 +547,35 @@ fastvlm_status fastvlm_session_ask(fastvlm_session *s, const fastvlm_generate_pa
     if (params->max_new_tokens < 0)
         return fvlm_set_error(err, FASTVLM_ERR_INVALID_ARG,
                               "fastvlm_session_ask: max_new_tokens %d < 0", params->max_new_tokens);
+    if (params->n_draft < 0 || (params->n_draft > 0 && !params->draft))
+        return fvlm_set_error(err, FASTVLM_ERR_INVALID_ARG,
+                              "fastvlm_session_ask: draft is NULL with n_draft %d",
+                              params->n_draft);
+    for (int32_t i = 0; i < params->n_draft; i++)
+        if (params->draft[i] < 0 || params->draft[i] >= s->hp->n_vocab)
+            return fvlm_set_error(err, FASTVLM_ERR_TOKEN_RANGE,
+                                  "fastvlm_session_ask: draft token id %d at index %d is out "
+                                  "of range [0, %d)", params->draft[i], i, s->hp->n_vocab);
+    if (params->speculative &&
+        (params->n_draft_max < 1 || params->n_draft_max > SESSION_MAX_DRAFT))
+        return fvlm_set_error(err, FASTVLM_ERR_INVALID_ARG,
+                              "fastvlm_session_ask: n_draft_max %d is outside [1, %d]",
+                              params->n_draft_max, SESSION_MAX_DRAFT);
     m = s->model;
     atomic_store(&s->abort_flag, false);
     ab.s = s;
     ab.fn = params->should_abort;
     ab.ud = params->user_data;
     memset(&detok, 0, sizeof detok);
-    fastvlm_session_reset(s);
     fvlm_rng_seed(&s->rng, params->sampler.seed);
-    n_img = s->image_rows ? s->n_image_rows : 0;
-    if (s->image_timings_pending) {
-        out->t_preprocess_ms = s->t_pre_ms;
-        out->t_vision_ms = s->t_vis_ms;
+    img = s->image;
+    n_img = img ? img->n_rows : 0;
+    if (img && s->image_timings_pending) {
+        out->t_preprocess_ms = img->t_pre_ms;
+        out->t_vision_ms = img->t_vis_ms;
         s->image_timings_pending = false;
+    } else if (img) {
+        out->image_reused = true;
     }
 
     /* 1. tokens before (pre) and after (post) the image position */
@@ -596,24 +627,48 @@ fastvlm_status fastvlm_session_ask(fastvlm_session *s, const fastvlm_generate_pa
         }
     }
     out->n_prompt_tokens = n_prompt;
+    out->n_prefix_positions = (int32_t)pre.n + n_img;
 
-    /* 2. prefill as one batch: embeddings of pre, image rows, embeddings of post */
+    /* 2. what the prompt's positions hold: pre tokens, image rows, post tokens */
+    items = malloc((size_t)n_prompt * sizeof *items);
+    if (!items) {
+        st = fvlm_set_error(err, FASTVLM_ERR_NOMEM, "ask: out of memory for %d prompt positions",
+                            n_prompt);
+        goto done;
+    }
+    for (size_t i = 0; i < pre.n; i++)
+        items[i] = (fvlm_kv_item){FVLM_KV_TOKEN, pre.v[i]};
+    for (int32_t r = 0; r < n_img; r++)
+        items[pre.n + (size_t)r] = (fvlm_kv_item){img->id, r};
+    for (size_t i = 0; i < post.n; i++)
+        items[pre.n + (size_t)n_img + i] = (fvlm_kv_item){FVLM_KV_TOKEN, post.v[i]};
+
+    /* 3. keep what the cache already holds (never the last position: its logits are needed),
+     *    prefill the rest as one batch */
+    n_reuse = params->reuse_kv ? fvlm_session_kv_match(s, items, n_prompt - 1) : 0;
+    s->n_past = n_reuse;
+    s->have_logits = false;
+    out->n_reused_positions = n_reuse;
     {
         const size_t d = (size_t)s->hp->n_embd;
-        rows = malloc((size_t)n_prompt * d * sizeof(float));
+        const int32_t n_new = n_prompt - n_reuse;
+        rows = malloc((size_t)n_new * d * sizeof(float));
         if (!rows) {
             st = fvlm_set_error(err, FASTVLM_ERR_NOMEM, "ask: out of memory for %d prompt rows",
-                                n_prompt);
+                                n_new);
             goto done;
         }
-        fvlm_llm_embed(m->llm, pre.v, (int32_t)pre.n, rows);
-        if (n_img)
-            memcpy(rows + pre.n * d, s->image_rows, (size_t)n_img * d * sizeof(float));
-        fvlm_llm_embed(m->llm, post.v, (int32_t)post.n, rows + (pre.n + (size_t)n_img) * d);
+        for (int32_t i = 0; i < n_new; i++) {
+            const fvlm_kv_item it = items[n_reuse + i];
+            if (it.src == FVLM_KV_TOKEN)
+                fvlm_llm_embed(m->llm, &it.val, 1, rows + (size_t)i * d);
+            else
+                memcpy(rows + (size_t)i * d, img->rows + (size_t)it.val * d, d * sizeof(float));
+        }
+        t0 = fvlm_time_ms();
+        st = fvlm_session_eval(s, NULL, rows, items + n_reuse, n_new, NULL, &ab, err);
+        out->t_prefill_ms = fvlm_time_ms() - t0;
     }
-    t0 = fvlm_time_ms();
-    st = session_eval(s, NULL, rows, n_prompt, NULL, &ab, err);
-    out->t_prefill_ms = fvlm_time_ms() - t0;
     free(rows);
     rows = NULL;
     if (st != FASTVLM_OK) {
@@ -639,54 +694,128 @@ fastvlm_status fastvlm_session_ask(fastvlm_session *s, const fastvlm_generate_pa
         goto done;
     }
 
-    /* 3. decode */
+    /* The draft: the explicit one, else the previous answer to this prompt. Without one
+     * (or memory for its batch) decoding is plain: a draft changes nothing but speed. */
+    key = draft_key(params, &key_len);
+    if (params->speculative && n_gen_cap > 1) {
+        if (params->draft && params->n_draft > 0) {
+            draft = params->draft;
+            n_draft = params->n_draft;
+        } else if (key) {
+            const fvlm_draft_entry *e = fvlm_drafts_find(&s->drafts, key, key_len);
+            if (e) {
+                draft = e->tokens;
+                n_draft = e->n_tokens;
+            }
+        }
+        n_draft_max = params->n_draft_max;
+        if (draft) {
+            vlogits = malloc((size_t)(n_draft_max + 1) * (size_t)s->hp->n_vocab * sizeof(float));
+            batch = malloc((size_t)(n_draft_max + 1) * sizeof *batch);
+            if (!vlogits || !batch)
+                draft = NULL;
+        }
+    }
+
+    /* 4. decode: sample from the logits L of the last position, emit, evaluate the token.
+     *    With a draft, the pending token and up to k draft tokens are evaluated as one batch
+     *    (all logits); while the sampled tokens agree with the draft their rows are already
+     *    in the cache and evaluating them is skipped. The loop is otherwise the plain one,
+     *    so answer, stop reason and RNG draws are those of plain decoding. */
     t0 = fvlm_time_ms();
     out->stop = FASTVLM_STOP_LENGTH;
-    for (;;) {
-        int32_t tok;
-        size_t len;
+    {
+        const int32_t nv = s->hp->n_vocab;
+        const float *L = s->logits;     /* logits of position n_past - 1 */
+        int32_t vk = 0, vi = 0;         /* draft tokens in the last batch, accepted of them */
+        int32_t k_cur = n_draft_max;    /* batch size: halved after a miss, doubled after a hit */
+        int32_t shift = 0;              /* draft index - answer index of the last alignment */
 
-        if (out->n_tokens >= n_gen_cap) {
-            out->stop = FASTVLM_STOP_LENGTH;
-            break;
-        }
-        if (abort_poll(&ab)) {
-            out->stop = FASTVLM_STOP_ABORT;
-            st = fvlm_set_error(err, FASTVLM_ERR_ABORTED, "ask: aborted after %d tokens",
-                                out->n_tokens);
-            break;
-        }
-        tok = fvlm_sampler_sample(s->sampler, s->logits, &params->sampler, hist.v,
-                                  (int32_t)hist.n, &s->rng);
-        if (is_stop_token(s, tok)) {
-            out->stop = FASTVLM_STOP_EOS;
-            break;
-        }
-        out->tokens[out->n_tokens++] = tok;
-        hist.v[hist.n++] = tok;
-        len = fastvlm_detok_push(&detok, m, tok, true, piece, sizeof piece);
-        if (len && !textbuf_append(&text, piece, len)) {
-            st = fvlm_set_error(err, FASTVLM_ERR_NOMEM, "ask: out of memory for the answer");
-            break;
-        }
-        if (params->on_token && !params->on_token(tok, piece, params->user_data)) {
-            out->stop = FASTVLM_STOP_CALLBACK;
-            break;
-        }
-        if (out->n_tokens >= n_gen_cap) {
-            out->stop = FASTVLM_STOP_LENGTH;
-            break;
-        }
-        if (s->n_past >= s->n_ctx) {
-            out->stop = FASTVLM_STOP_CONTEXT;
-            break;
-        }
-        st = session_eval(s, &tok, NULL, 1, NULL, &ab, err);
-        if (st != FASTVLM_OK) {
-            if (st == FASTVLM_ERR_ABORTED)
+        for (;;) {
+            int32_t tok, k = 0, c = -1;
+            size_t len;
+
+            if (out->n_tokens >= n_gen_cap) {
+                out->stop = FASTVLM_STOP_LENGTH;
+                break;
+            }
+            if (fvlm_session_abort_poll(&ab)) {
                 out->stop = FASTVLM_STOP_ABORT;
-            break;
+                st = fvlm_set_error(err, FASTVLM_ERR_ABORTED, "ask: aborted after %d tokens",
+                                    out->n_tokens);
+                break;
+            }
+            tok = fvlm_sampler_sample(s->sampler, L, &params->sampler, hist.v,
+                                      (int32_t)hist.n, &s->rng);
+            if (is_stop_token(s, tok)) {
+                out->stop = FASTVLM_STOP_EOS;
+                break;
+            }
+            out->tokens[out->n_tokens++] = tok;
+            hist.v[hist.n++] = tok;
+            len = fastvlm_detok_push(&detok, m, tok, true, piece, sizeof piece);
+            if (len && !textbuf_append(&text, piece, len)) {
+                st = fvlm_set_error(err, FASTVLM_ERR_NOMEM, "ask: out of memory for the answer");
+                break;
+            }
+            if (params->on_token && !params->on_token(tok, piece, params->user_data)) {
+                out->stop = FASTVLM_STOP_CALLBACK;
+                break;
+            }
+            if (out->n_tokens >= n_gen_cap) {
+                out->stop = FASTVLM_STOP_LENGTH;
+                break;
+            }
+            if (s->n_past >= s->n_ctx) {
+                out->stop = FASTVLM_STOP_CONTEXT;
+                break;
+            }
+
+            /* evaluate tok: already done when it is the next token of the verified batch */
+            if (vi < vk && tok == batch[1 + vi]) {
+                vi++;
+                s->n_past++;
+                out->n_accepted++;
+                L = vlogits + (size_t)vi * nv;
+                continue;
+            }
+            if (vk) {
+                k_cur = vi == 0 ? (k_cur > 1 ? k_cur / 2 : 1)
+                                : vi == vk ? min_i32(2 * k_cur, n_draft_max) : k_cur;
+                vk = vi = 0;
+            }
+            if (draft)
+                c = fvlm_draft_continue(draft, n_draft, out->tokens, out->n_tokens,
+                                        out->n_tokens + shift);
+            if (c >= 0) {
+                /* rows past what max_new_tokens or the context can use are not worth it */
+                k = min_i32(min_i32(k_cur, n_draft - c),
+                            min_i32(n_gen_cap - out->n_tokens - 1, s->n_ctx - s->n_past - 1));
+                shift = c - out->n_tokens;
+            }
+            if (k > 0) {
+                batch[0] = tok;
+                memcpy(batch + 1, draft + c, (size_t)k * sizeof *batch);
+                st = fvlm_session_eval(s, batch, NULL, NULL, k + 1, vlogits, &ab, err);
+                if (st == FASTVLM_OK) {
+                    s->n_past -= k;     /* the draft rows count once their tokens are sampled */
+                    vk = k;
+                    out->n_draft += k;
+                    L = vlogits;
+                }
+            } else {
+                st = fvlm_session_eval(s, &tok, NULL, NULL, 1, NULL, &ab, err);
+                L = s->logits;
+            }
+            if (st != FASTVLM_OK) {
+                if (st == FASTVLM_ERR_ABORTED)
+                    out->stop = FASTVLM_STOP_ABORT;
+                break;
+            }
         }
+        /* fastvlm_session_logits() = the logits of the last position in the cache */
+        if (L != s->logits && s->have_logits)
+            memcpy(s->logits, L, (size_t)nv * sizeof(float));
     }
     out->t_decode_ms = fvlm_time_ms() - t0;
     {
@@ -695,6 +824,9 @@ fastvlm_status fastvlm_session_ask(fastvlm_session *s, const fastvlm_generate_pa
             textbuf_append(&text, piece, len);
     }
     out->truncated = out->stop != FASTVLM_STOP_EOS;
+    /* this answer is the next one's draft (a lost draft only costs speed) */
+    if (key && out->n_tokens > 0)
+        fvlm_drafts_store(&s->drafts, key, key_len, out->tokens, out->n_tokens);
 
 done:
     if (text.s) {
@@ -703,8 +835,48 @@ done:
     }
     out->t_total_ms = fvlm_time_ms() - t_start;
     free(rows);
+    free(items);
+    free(vlogits);
+    free(batch);
+    free(key);
     free(pre.v);
     free(post.v);
     free(hist.v);
     return st;
+}
+
+fastvlm_status fastvlm_session_ask_many(fastvlm_session *s, const fastvlm_generate_params *params,
+                                        const char *const *prompts, int32_t n_prompts,
+                                        fastvlm_result *results, fastvlm_error *err)
+{
+    fastvlm_generate_params defaults = fastvlm_generate_default_params();
+    fastvlm_generate_params gp;
+
+    fvlm_clear_error(err);
+    if (results)
+        for (int32_t i = 0; i < n_prompts; i++) {
+            memset(&results[i], 0, sizeof results[i]);
+            results[i].text = calloc(1, 1);
+            results[i].prompt_index = i;
+        }
+    if (!s || !prompts || !results || n_prompts < 1)
+        return fvlm_set_error(err, FASTVLM_ERR_INVALID_ARG,
+                              "fastvlm_session_ask_many: NULL session/prompts/results or "
+                              "n_prompts %d < 1", n_prompts);
+    gp = params ? *params : defaults;
+    gp.draft = NULL;
+    gp.n_draft = 0;
+    for (int32_t i = 0; i < n_prompts; i++) {
+        fastvlm_status st;
+        if (!prompts[i])
+            return fvlm_set_error(err, FASTVLM_ERR_INVALID_ARG,
+                                  "fastvlm_session_ask_many: prompts[%d] is NULL", i);
+        gp.prompt = prompts[i];
+        fastvlm_result_clear(&results[i]);
+        st = fastvlm_session_ask(s, &gp, &results[i], err);
+        results[i].prompt_index = i;
+        if (st != FASTVLM_OK)
+            return st;
+    }
+    return FASTVLM_OK;
 }

@@ -334,6 +334,17 @@ typedef struct fastvlm_generate_params {
     fastvlm_token_fn on_token;   /* may be NULL */
     fastvlm_abort_fn should_abort; /* may be NULL */
     void *user_data;             /* passed to both callbacks */
+    /* Reuse (docs/reuse.md). None of these changes the answer, only how much is computed. */
+    bool reuse_kv;               /* start from the longest prefix of this prompt (text tokens
+                                  * and image rows) still in the KV cache (default true) */
+    bool speculative;            /* evaluate up to n_draft_max draft tokens per decoder call
+                                  * (default true). Exact with any sampler (every token is
+                                  * still sampled from its own logits); pays with greedy. */
+    const int32_t *draft;        /* explicit draft ids (n_draft of them); NULL = the session's
+                                  * previous answer to the same system prompt + prompt.
+                                  * Ignored unless speculative. */
+    int32_t n_draft;
+    int32_t n_draft_max;         /* draft tokens per verification batch (default 8, >= 1) */
 } fastvlm_generate_params;
 
 FASTVLM_API fastvlm_generate_params fastvlm_generate_default_params(void);
@@ -358,12 +369,24 @@ typedef struct fastvlm_result {
     double t_prefill_ms;
     double t_decode_ms;
     double t_total_ms;
+    /* reuse (docs/reuse.md) */
+    int32_t prompt_index;        /* index into the prompts of fastvlm_session_ask_many(); 0 for ask */
+    bool image_reused;           /* the image rows were not computed for this answer (asked
+                                  * again, or attached features): t_preprocess/vision are 0 */
+    int32_t n_reused_positions;  /* prompt positions taken from the KV cache, not prefilled
+                                  * (n_prompt_tokens - n_reused_positions were computed) */
+    int32_t n_prefix_positions;  /* positions before the question's text (system prompt,
+                                  * user-turn header, image rows): the same for every question
+                                  * about this image; a snapshot of that many forks the image */
+    int32_t n_draft;             /* draft tokens verified (0 without speculative decoding) */
+    int32_t n_accepted;          /* of which the model agreed with (n_accepted <= n_draft) */
 } fastvlm_result;
 
 /* Answers `params->prompt` about the session's image (or as text only when none is set):
- * resets the KV cache, builds the prompt with the chat template, splices the image rows at
- * the image position, prefills, and decodes until <|im_end|>/EOS, max_new_tokens, a
- * callback stop or abort. `out` is always initialised (empty on early errors) and must be
+ * builds the prompt with the chat template, splices the image rows at the image position,
+ * prefills what the KV cache does not already hold (params->reuse_kv; see "Reuse across
+ * frames" below), and decodes until <|im_end|>/EOS, max_new_tokens, a callback stop or
+ * abort. The answer is the same whatever was in the cache before. `out` is always initialised (empty on early errors) and must be
  * released with fastvlm_result_clear(). */
 FASTVLM_API fastvlm_status fastvlm_session_ask(fastvlm_session *session,
                                                const fastvlm_generate_params *params,
@@ -375,6 +398,96 @@ FASTVLM_API fastvlm_status fastvlm_session_ask(fastvlm_session *session,
 FASTVLM_API void fastvlm_session_request_abort(fastvlm_session *session);
 
 FASTVLM_API void fastvlm_result_clear(fastvlm_result *result);
+
+/* ---------------------------------------------------------------------------------------
+ * Reuse across frames (docs/reuse.md)
+ *
+ * What a session reuses by itself: ask() compares the prompt it is about to prefill
+ * (position by position: text token ids, and image rows by their features' id and row)
+ * with what its KV cache holds, keeps the longest common prefix and computes only the rest
+ * (n_reused_positions). A new frame with the same system prompt therefore prefills from
+ * the image on; the same image with another question only the question. The previous
+ * answer to the same prompt is a draft that batched decoder calls verify (n_draft,
+ * n_accepted; worth it with greedy decoding). All of it is exact: the answer, token for
+ * token, and the logits, bit for bit, equal those of a fresh ask on a reset session (the
+ * decoder computes every row the same way whatever batch it is in).
+ *
+ * What the caller decides: whether a frame needs the tower at all. Keep the features of
+ * the last encoded frame (fastvlm_session_get_image_features) and attach them again
+ * (fastvlm_session_set_image_features) when the picture has not changed.
+ * ------------------------------------------------------------------------------------- */
+
+/* Projected image rows (n_rows × n_embd floats), immutable and reference counted. Each
+ * encoded image gets an id unique within its model: the KV cache recognises image rows by
+ * that id, never by address. References may be taken and dropped on any thread. */
+typedef struct fastvlm_image_features fastvlm_image_features;
+
+/* A new reference to the session's current image features (those the next ask splices)
+ * in *out. Errors: INVALID_ARG (NULL argument, or the session has no image; *out NULL). */
+FASTVLM_API fastvlm_status fastvlm_session_get_image_features(fastvlm_session *session,
+                                                              fastvlm_image_features **out,
+                                                              fastvlm_error *err);
+
+/* Makes `features` the session's image without running preprocessing or the tower; the
+ * session takes its own reference (the caller keeps, and later drops, its own). The next
+ * answer reports image_reused with t_preprocess_ms = t_vision_ms = 0. `features` may come
+ * from any session of the same model (any image size). Errors: INVALID_ARG (NULL, or
+ * features of another model); on error the session's image is unchanged. */
+FASTVLM_API fastvlm_status fastvlm_session_set_image_features(fastvlm_session *session,
+                                                              fastvlm_image_features *features,
+                                                              fastvlm_error *err);
+
+/* Takes a reference (returns `features`; NULL stays NULL). */
+FASTVLM_API fastvlm_image_features *fastvlm_image_features_ref(fastvlm_image_features *features);
+/* Drops a reference; the last one frees the rows. NULL is a no-op. */
+FASTVLM_API void fastvlm_image_features_unref(fastvlm_image_features *features);
+/* Row count, row width (n_embd), id (>= 1) and the rows themselves; 0 / NULL for NULL. */
+FASTVLM_API int32_t fastvlm_image_features_n_rows(const fastvlm_image_features *features);
+FASTVLM_API int32_t fastvlm_image_features_n_embd(const fastvlm_image_features *features);
+FASTVLM_API uint64_t fastvlm_image_features_id(const fastvlm_image_features *features);
+FASTVLM_API const float *fastvlm_image_features_data(const fastvlm_image_features *features);
+
+/* A copy of the first positions of a KV cache (keys, values, and what each position
+ * holds), to fork one prefix into several continuations or several sessions. */
+typedef struct fastvlm_kv_snapshot fastvlm_kv_snapshot;
+
+/* Copies positions [0, n_pos) of the session's KV cache into a new snapshot (*out);
+ * n_pos = -1 takes all of them (fastvlm_session_n_past()). Errors: INVALID_ARG (NULL,
+ * n_pos < -1 or > n_past), NOMEM; *out NULL on error. */
+FASTVLM_API fastvlm_status fastvlm_session_kv_snapshot(fastvlm_session *session, int32_t n_pos,
+                                                       fastvlm_kv_snapshot **out,
+                                                       fastvlm_error *err);
+
+/* Replaces the session's KV cache with the snapshot's positions (n_past becomes its
+ * n_pos; the last logits are forgotten). The next ask reuses them as far as its prompt
+ * agrees. Any session of the model that made the snapshot may restore it, any number of
+ * times. Errors: INVALID_ARG (NULL, another model), CONTEXT_FULL (n_pos > the session's
+ * n_ctx); on error the cache is unchanged. */
+FASTVLM_API fastvlm_status fastvlm_session_kv_restore(fastvlm_session *session,
+                                                      const fastvlm_kv_snapshot *snapshot,
+                                                      fastvlm_error *err);
+
+/* Positions held (0 for NULL). */
+FASTVLM_API int32_t fastvlm_kv_snapshot_n_pos(const fastvlm_kv_snapshot *snapshot);
+FASTVLM_API void fastvlm_kv_snapshot_free(fastvlm_kv_snapshot *snapshot);
+
+/* Asks each of prompts[0..n_prompts) in turn about the session's image with `params`
+ * for everything else (params->prompt and params->draft are ignored: each prompt drafts
+ * from its own previous answer). results[i] receives answer i with prompt_index = i; the
+ * system prompt and image are prefilled once and every later question reuses them. All
+ * n_prompts results are always initialised and must each be cleared. Returns the first
+ * error; the prompts after it are not asked (their results stay empty). */
+FASTVLM_API fastvlm_status fastvlm_session_ask_many(fastvlm_session *session,
+                                                    const fastvlm_generate_params *params,
+                                                    const char *const *prompts,
+                                                    int32_t n_prompts,
+                                                    fastvlm_result *results,
+                                                    fastvlm_error *err);
+
+/* Forgets the previous answers kept as drafts (they are kept per system prompt + prompt,
+ * for the last FASTVLM_MAX_DRAFT_PROMPTS distinct ones). */
+#define FASTVLM_MAX_DRAFT_PROMPTS 16
+FASTVLM_API void fastvlm_session_clear_drafts(fastvlm_session *session);
 
 #ifdef __cplusplus
 }
