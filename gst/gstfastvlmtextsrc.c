@@ -113,8 +113,11 @@ fvlm_text_src_prepare (FvlmTextSrc * ts, const GstSegment * segment)
     gst_object_unref (parent);
   }
   if (ts->need_caps) {
-    caps = gst_event_new_caps (gst_static_caps_get (&(GstStaticCaps)
-            GST_STATIC_CAPS ("text/x-raw, format=(string)utf8")));
+    GstCaps *text_caps = gst_caps_new_simple ("text/x-raw", "format",
+        G_TYPE_STRING, "utf8", NULL);
+
+    caps = gst_event_new_caps (text_caps);      /* the event takes its own ref */
+    gst_caps_unref (text_caps);
     ts->need_caps = FALSE;
   }
   if (!ts->have_segment || !gst_segment_is_equal (&ts->segment, &wanted)) {

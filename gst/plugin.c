@@ -10,12 +10,19 @@
 
 #include "gstfastvlmcaption.h"
 #include "gstfastvlmcaptionmeta.h"
+#ifdef HAVE_FASTVLM_JSONWRITER
+#include "gstfastvlmjsonwriter.h"
+#endif
 
 static gboolean
 plugin_init (GstPlugin * plugin)
 {
   /* the meta first, so a pipeline can look it up before any caption exists */
   fvlm_caption_meta_get_info ();
+#ifdef HAVE_FASTVLM_JSONWRITER
+  if (!GST_ELEMENT_REGISTER (fastvlmjsonwriter, plugin))
+    return FALSE;
+#endif
   return GST_ELEMENT_REGISTER (fastvlmcaption, plugin);
 }
 
