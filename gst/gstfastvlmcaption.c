@@ -58,6 +58,13 @@
  * * `stop-reason` (string): "eos", "length", "context", "latency" or "reused".
  * * `reused` (boolean): the scene had not changed (reuse-threshold), the previous caption
  *   was republished without running the model.
+ * * `reuse` (string): "none" (frame encoded), "features" (the last encoded frame's image
+ *   features, tower skipped, vision-ms 0) or "answer" (as `reused`).
+ * * `encoded-pts` (guint64, ns): PTS of the frame whose features the caption describes.
+ * * `scene-distance` (double): fingerprint distance to that frame (-1: not compared).
+ * * `prompt-index`, `n-prompts` (uint): the question's index in `prompts` and their count.
+ * * `n-prompt-tokens`, `n-reused-positions` (int): prompt positions, of which from cache.
+ * * `n-draft`, `n-accepted` (int), `draft-acceptance` (double): speculative decoding.
  *
  * ## Fields of `fastvlm-stats` (the stats property and the periodic message)
  *
@@ -65,7 +72,9 @@
  * (closer than interval to the last sample), `skipped-busy` (live: model busy; either not
  * converted or replaced in the mailbox by a newer frame), `skipped-qos` (live: late or
  * throttled per downstream QoS), `skipped-late` (live: dropped unanswered at max-latency),
- * `reused`, `truncated`, `errors`. `busy` (boolean): a model run is in progress.
+ * `reused` (= `reused-answer`), `reused-features`, `truncated`, `errors`,
+ * `n-prompt-positions`, `n-reused-positions`, `n-draft`, `n-accepted`;
+ * `draft-acceptance` (double). `busy` (boolean): a model run is in progress.
  * Over the last `window` (uint, up to 256) model runs: `latency-p50-ms`, `latency-p95-ms`,
  * `latency-p99-ms`, `queue-ms`, `preprocess-ms`, `vision-ms`, `prefill-ms`, `decode-ms`
  * (means, double) and `decode-tokens-per-second` (double).
@@ -138,7 +147,9 @@ GST_DEBUG_CATEGORY_STATIC (gst_fastvlm_caption_debug);
 #define DEFAULT_MAX_LATENCY 0
 #define DEFAULT_OVERLAY FALSE
 #define DEFAULT_STATS_INTERVAL GST_SECOND
-#define DEFAULT_REUSE_THRESHOLD 0.0
+#define DEFAULT_REUSE TRUE
+/* fingerprint distance in grey levels; measured in docs/reuse.md ("The element") */
+#define DEFAULT_REUSE_THRESHOLD 2.0
 
 enum
 {
@@ -161,7 +172,9 @@ enum
   PROP_OVERLAY,
   PROP_STATS,
   PROP_STATS_INTERVAL,
-  PROP_REUSE_THRESHOLD
+  PROP_REUSE_THRESHOLD,
+  PROP_REUSE,
+  PROP_PROMPTS
 };
 
 enum
@@ -352,10 +365,26 @@ gst_fastvlm_caption_class_init (GstFastVLMCaptionClass * klass)
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_REUSE_THRESHOLD,
       g_param_spec_double ("reuse-threshold", "Reuse threshold",
-          "Scene-change test: when the mean absolute difference of 32x32 grey "
-          "thumbnails (0-255 levels) from the last captioned frame is below this, the "
-          "previous caption is republished without running the model; 0 = never",
+          "Scene-change test (with reuse): when the mean absolute difference of 32x32 "
+          "grey thumbnails (0-255 levels) from the last encoded frame is below this, "
+          "its image features are reused (vision tower skipped) and, with greedy "
+          "decoding and the same question, its caption is republished; 0 = never",
           0.0, 255.0, DEFAULT_REUSE_THRESHOLD,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
+  g_object_class_install_property (gobject_class, PROP_REUSE,
+      g_param_spec_boolean ("reuse", "Reuse across frames",
+          "Reuse work of earlier frames: the scene-change test (reuse-threshold), the "
+          "model's KV cache prefix, and the previous answer as a speculative draft. "
+          "Captions are the same either way; false = compute everything anew",
+          DEFAULT_REUSE,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
+  g_object_class_install_property (gobject_class, PROP_PROMPTS,
+      gst_param_spec_array ("prompts", "Prompts",
+          "Several questions asked about each sampled frame, one result each (with "
+          "prompt-index); when not empty it overrides prompt. A change applies to the "
+          "next request and gets a new prompt-id",
+          g_param_spec_string ("question", "Question", "One question", NULL,
+              G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS),
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
 
   /**
@@ -451,6 +480,8 @@ gst_fastvlm_caption_init (GstFastVLMCaption * self)
   self->overlay = DEFAULT_OVERLAY;
   self->stats_interval = DEFAULT_STATS_INTERVAL;
   self->reuse_threshold = DEFAULT_REUSE_THRESHOLD;
+  self->reuse = DEFAULT_REUSE;
+  self->prompts = NULL;
 
   g_mutex_init (&self->lock);
   g_queue_init (&self->pending_metas);
@@ -473,6 +504,7 @@ gst_fastvlm_caption_finalize (GObject * object)
   g_clear_error (&self->config_error);
   g_free (self->prompt);
   g_free (self->system_prompt);
+  g_strfreev (self->prompts);
   g_free (self->oneshot_prompt);
   g_free (self->overlay_text);
   g_queue_clear_full (&self->pending_metas, (GDestroyNotify) gst_structure_free);
@@ -506,6 +538,28 @@ done:
   g_clear_error (&self->config_error);
   self->config_error = error;
   GST_OBJECT_UNLOCK (self);
+}
+
+/* `prompts` as a NULL-terminated copy, or NULL when empty (strings that are not
+ * strings, or NULL, are skipped). */
+static gchar **
+gst_fastvlm_caption_prompts_from_value (const GValue * value)
+{
+  guint n = gst_value_array_get_size (value), k = 0;
+  gchar **prompts;
+
+  if (n == 0)
+    return NULL;
+  prompts = g_new0 (gchar *, n + 1);
+  for (guint i = 0; i < n; i++) {
+    const GValue *v = gst_value_array_get_value (value, i);
+
+    if (G_VALUE_HOLDS_STRING (v) && g_value_get_string (v))
+      prompts[k++] = g_value_dup_string (v);
+  }
+  if (k == 0)
+    g_clear_pointer (&prompts, g_free);
+  return prompts;
 }
 
 static void
@@ -596,6 +650,23 @@ gst_fastvlm_caption_set_property (GObject * object, guint prop_id,
     case PROP_REUSE_THRESHOLD:
       self->reuse_threshold = g_value_get_double (value);
       break;
+    case PROP_REUSE:
+      self->reuse = g_value_get_boolean (value);
+      break;
+    case PROP_PROMPTS:{
+      gchar **prompts = gst_fastvlm_caption_prompts_from_value (value);
+
+      if (!g_strv_equal ((const gchar * const *) (prompts ? prompts :
+                  (gchar *[]) {NULL}), (const gchar * const *) (self->prompts ?
+                  self->prompts : (gchar *[]) {NULL}))) {
+        g_strfreev (self->prompts);
+        self->prompts = prompts;
+        self->prompt_id++;
+      } else {
+        g_strfreev (prompts);
+      }
+      break;
+    }
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -693,6 +764,18 @@ gst_fastvlm_caption_get_property (GObject * object, guint prop_id,
     case PROP_REUSE_THRESHOLD:
       g_value_set_double (value, self->reuse_threshold);
       break;
+    case PROP_REUSE:
+      g_value_set_boolean (value, self->reuse);
+      break;
+    case PROP_PROMPTS:
+      for (gchar ** p = self->prompts; p && *p; p++) {
+        GValue v = G_VALUE_INIT;
+
+        g_value_init (&v, G_TYPE_STRING);
+        g_value_set_string (&v, *p);
+        gst_value_array_append_and_take_value (value, &v);
+      }
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -731,10 +814,15 @@ static GstStructure *
 gst_fastvlm_caption_result_structure (GstFastVLMCaption * self,
     const FvlmRequest * req, const FvlmResult * res)
 {
+  const gchar *prompt = req->prompts ? req->prompts[res->prompt_index] :
+      req->prompt;
+
   return gst_structure_new ("fastvlm-caption",
       "text", G_TYPE_STRING, res->text,
-      "prompt", G_TYPE_STRING, req->prompt,
+      "prompt", G_TYPE_STRING, prompt,
       "prompt-id", G_TYPE_UINT, req->prompt_id,
+      "prompt-index", G_TYPE_UINT, (guint) res->prompt_index,
+      "n-prompts", G_TYPE_UINT, (guint) res->n_prompts,
       "caption-id", G_TYPE_UINT64, req->seq,
       "frame-pts", G_TYPE_UINT64, req->pts,
       "frame-duration", G_TYPE_UINT64, req->duration,
@@ -754,7 +842,16 @@ gst_fastvlm_caption_result_structure (GstFastVLMCaption * self,
       res->decode_ms > 0 ? res->n_tokens * 1000.0 / res->decode_ms : 0.0,
       "truncated", G_TYPE_BOOLEAN, res->truncated,
       "stop-reason", G_TYPE_STRING, fvlm_stop_to_string (res->stop),
-      "reused", G_TYPE_BOOLEAN, res->reused, NULL);
+      "reused", G_TYPE_BOOLEAN, res->reused,
+      "reuse", G_TYPE_STRING, fvlm_reuse_to_string (res->reuse),
+      "encoded-pts", G_TYPE_UINT64, res->encoded_pts,
+      "scene-distance", G_TYPE_DOUBLE, res->scene_distance,
+      "n-prompt-tokens", G_TYPE_INT, res->n_prompt_tokens,
+      "n-reused-positions", G_TYPE_INT, res->n_reused_positions,
+      "n-draft", G_TYPE_INT, res->n_draft,
+      "n-accepted", G_TYPE_INT, res->n_accepted,
+      "draft-acceptance", G_TYPE_DOUBLE, res->n_draft > 0 ?
+      (gdouble) res->n_accepted / res->n_draft : 0.0, NULL);
 }
 
 /* The one-shot question is answered (or given up on): back to the prompt. */
@@ -784,6 +881,12 @@ gst_fastvlm_caption_on_result (FvlmWorker * worker, const FvlmRequest * req,
   if (res->reused) {
     self->stats.reused++;
   } else {
+    if (res->reuse == FVLM_REUSE_FEATURES)
+      self->stats.reused_features++;
+    self->stats.prompt_positions += res->n_prompt_tokens;
+    self->stats.reused_positions += res->n_reused_positions;
+    self->stats.n_draft += res->n_draft;
+    self->stats.n_accepted += res->n_accepted;
     FvlmStatsSample sample = { res->latency_ms, res->queue_ms,
       res->preprocess_ms, res->vision_ms, res->prefill_ms, res->decode_ms,
       res->n_tokens
@@ -1522,7 +1625,6 @@ gst_fastvlm_caption_sample (GstFastVLMCaption * self, GstBuffer * buf,
     goto map_failed;
   fvlm_preprocess_convert (&self->preprocess, &frame, req->rgbx);
   gst_video_frame_unmap (&frame);
-  req->convert_ms = (g_get_monotonic_time () - t0) / 1000.0;
 
   GST_OBJECT_LOCK (self);
   if (self->oneshot_prompt) {
@@ -1531,7 +1633,12 @@ gst_fastvlm_caption_sample (GstFastVLMCaption * self, GstBuffer * buf,
   } else {
     req->prompt = g_strdup (self->prompt);
     req->prompt_id = self->prompt_id;
+    if (self->prompts) {
+      req->prompts = g_strdupv (self->prompts);
+      req->n_prompts = (gint) g_strv_length (req->prompts);
+    }
   }
+  req->reuse = self->reuse;
   req->system_prompt = g_strdup (self->system_prompt);
   req->max_new_tokens = self->max_new_tokens;
   req->temperature = self->temperature;
@@ -1540,6 +1647,11 @@ gst_fastvlm_caption_sample (GstFastVLMCaption * self, GstBuffer * buf,
   req->budget_us = self->live ? (gint64) (self->max_latency / 1000) : 0;
   req->reuse_threshold = self->reuse_threshold;
   GST_OBJECT_UNLOCK (self);
+
+  /* the scene-change fingerprint, here so the worker only compares 1 KiB */
+  if (req->reuse)
+    fvlm_fingerprint_compute (req->rgbx, req->size, req->thumb);
+  req->convert_ms = (g_get_monotonic_time () - t0) / 1000.0;
 
   if (!fvlm_worker_submit (self->worker, req, !self->live, &n_replaced))
     return FALSE;

@@ -65,7 +65,9 @@ struct _GstFastVLMCaption
   GstClockTime max_latency;     /* ns, 0 = unbounded */
   gboolean overlay;
   GstClockTime stats_interval;  /* ns of running time between fastvlm-stats messages */
-  gdouble reuse_threshold;
+  gchar **prompts;              /* `prompts` (NULL-terminated, >= 1), or NULL: `prompt` */
+  gboolean reuse;               /* fingerprint gate, KV prefix reuse, speculative decoding */
+  gdouble reuse_threshold;      /* fingerprint distance (0-255) below which frames reuse */
   gchar *oneshot_prompt;        /* "ask": question for the next sample, until answered */
   guint oneshot_id;
 

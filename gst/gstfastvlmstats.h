@@ -36,6 +36,12 @@ typedef struct
   guint64 skipped_qos;          /* live: late or throttled per downstream QoS */
   guint64 skipped_late;         /* live: could not make max-latency, dropped unanswered */
   guint64 reused;               /* scene unchanged: previous caption republished */
+  guint64 reused_features;      /* scene unchanged: kept image features, tower skipped */
+  /* engine reuse over all model runs (docs/reuse.md) */
+  guint64 prompt_positions;     /* prompt positions asked for */
+  guint64 reused_positions;     /* of which taken from the KV cache */
+  guint64 n_draft;              /* draft tokens verified */
+  guint64 n_accepted;           /* of which accepted */
   guint64 truncated;            /* stopped before end of text (max-new-tokens, max-latency) */
   guint64 errors;               /* engine errors (posted as warnings) */
   FvlmStatsSample window[FVLM_STATS_WINDOW];    /* ring of the last model runs */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include "gstfastvlmworker.h"
+#include "fastvlmorc.h"
 
 GST_DEBUG_CATEGORY_STATIC (fvlm_worker_debug);
 #define GST_CAT_DEFAULT fvlm_worker_debug
@@ -51,11 +52,17 @@ struct _FvlmWorker
   /* worker thread only */
   gfloat *planar;
   gint planar_size;
-  gboolean have_last;           /* last model run, for reuse */
-  guint8 last_thumb[FVLM_THUMB_SIDE * FVLM_THUMB_SIDE];
+  /* the last encoded frame: its features (our reference), fingerprint and PTS */
+  fastvlm_image_features *features;
+  guint8 enc_thumb[FVLM_THUMB_PIXELS];
+  gint enc_size;
+  GstClockTime enc_pts;
+  /* the complete answers about those features, for republishing */
+  gboolean have_last;
   FvlmRequest last_params;      /* only the question fields are meaningful */
-  gchar *last_text;
-  gint last_n_tokens;
+  gchar **last_texts;           /* NULL-terminated, one per prompt */
+  gint *last_n_tokens;
+  gint last_n;
 };
 
 /* What the engine callbacks see during one run. */
@@ -96,6 +103,49 @@ fvlm_stop_to_string (FvlmStop stop)
   return "unknown";
 }
 
+const gchar *
+fvlm_reuse_to_string (FvlmReuse reuse)
+{
+  switch (reuse) {
+    case FVLM_REUSE_NONE:
+      return "none";
+    case FVLM_REUSE_FEATURES:
+      return "features";
+    case FVLM_REUSE_ANSWER:
+      return "answer";
+  }
+  return "unknown";
+}
+
+/* ---- scene-change fingerprint -------------------------------------------------------- */
+
+void
+fvlm_fingerprint_compute (const guint8 * rgbx, gint size, guint8 * thumb)
+{
+  gint block = size / FVLM_THUMB_SIDE;
+  guint32 div = 4u * (guint32) block * (guint32) block;
+
+  for (gint by = 0; by < FVLM_THUMB_SIDE; by++) {
+    for (gint bx = 0; bx < FVLM_THUMB_SIDE; bx++) {
+      const guint8 *p = rgbx + ((gsize) by * block * size + (gsize) bx * block) * 4;
+      guint32 sum = 0;
+
+      fastvlm_orc_rgbx_luma_sum (&sum, (const guint32 *) p, size * 4, block,
+          block);
+      thumb[by * FVLM_THUMB_SIDE + bx] = (guint8) (sum / div);
+    }
+  }
+}
+
+gdouble
+fvlm_fingerprint_distance (const guint8 * a, const guint8 * b)
+{
+  guint32 sad = 0;
+
+  fastvlm_orc_sad_u8 (&sad, a, b, FVLM_THUMB_PIXELS);
+  return (gdouble) sad / FVLM_THUMB_PIXELS;
+}
+
 void
 fvlm_request_free (FvlmRequest * req)
 {
@@ -103,6 +153,7 @@ fvlm_request_free (FvlmRequest * req)
     return;
   g_free (req->rgbx);
   g_free (req->prompt);
+  g_strfreev (req->prompts);
   g_free (req->system_prompt);
   g_free (req);
 }
@@ -170,47 +221,36 @@ fvlm_worker_on_token (int32_t token, const char *piece, void *user_data)
 
 /* ---- one request ------------------------------------------------------------------- */
 
-/* Mean luma of FVLM_THUMB_SIDE^2 blocks of the square, for the scene-change test. */
-static void
-fvlm_worker_thumbnail (const FvlmRequest * req, guint8 * thumb)
-{
-  gint block = req->size / FVLM_THUMB_SIDE;
-
-  for (gint by = 0; by < FVLM_THUMB_SIDE; by++) {
-    for (gint bx = 0; bx < FVLM_THUMB_SIDE; bx++) {
-      guint64 sum = 0;
-
-      for (gint y = by * block; y < (by + 1) * block; y++) {
-        const guint8 *p = req->rgbx + ((gsize) y * req->size + bx * block) * 4;
-
-        for (gint x = 0; x < block; x++, p += 4)
-          sum += p[0] + 2u * p[1] + p[2];
-      }
-      thumb[by * FVLM_THUMB_SIDE + bx] =
-          (guint8) (sum / (4u * (guint64) block * block));
-    }
-  }
-}
-
-static gboolean
-fvlm_worker_can_reuse (FvlmWorker * w, const FvlmRequest * req,
-    const guint8 * thumb)
+/* The scene-change gate: what of the last encoded frame this request may reuse.
+ * *distance receives the fingerprint distance, or -1 when not compared. */
+static FvlmReuse
+fvlm_worker_gate (FvlmWorker * w, const FvlmRequest * req, gdouble * distance)
 {
   const FvlmRequest *last = &w->last_params;
-  guint64 diff = 0;
 
-  if (!w->have_last || req->reuse_threshold <= 0.0)
-    return FALSE;
-  /* a different question (prompt-id covers prompt + system prompt) needs the model */
-  if (req->prompt_id != last->prompt_id
-      || req->max_new_tokens != last->max_new_tokens
-      || req->temperature != last->temperature || req->top_p != last->top_p
-      || req->seed != last->seed || req->size != last->size)
-    return FALSE;
-  for (gint i = 0; i < FVLM_THUMB_SIDE * FVLM_THUMB_SIDE; i++)
-    diff += (guint64) ABS ((gint) thumb[i] - (gint) w->last_thumb[i]);
-  return (gdouble) diff / (FVLM_THUMB_SIDE * FVLM_THUMB_SIDE) <
-      req->reuse_threshold;
+  *distance = -1.0;
+  if (!req->reuse || w->features == NULL || req->size != w->enc_size)
+    return FVLM_REUSE_NONE;
+  *distance = fvlm_fingerprint_distance (req->thumb, w->enc_thumb);
+  if (req->reuse_threshold <= 0.0 || *distance >= req->reuse_threshold)
+    return FVLM_REUSE_NONE;
+  /* the same answer again only when decoding is deterministic and the question is the
+   * same (prompt-id covers prompt, prompts and system prompt) */
+  if (w->have_last && req->temperature <= 0.0f
+      && req->prompt_id == last->prompt_id
+      && req->max_new_tokens == last->max_new_tokens
+      && MAX (req->n_prompts, 1) == w->last_n)
+    return FVLM_REUSE_ANSWER;
+  return FVLM_REUSE_FEATURES;
+}
+
+static void
+fvlm_worker_forget_answers (FvlmWorker * w)
+{
+  w->have_last = FALSE;
+  g_clear_pointer (&w->last_texts, g_strfreev);
+  g_clear_pointer (&w->last_n_tokens, g_free);
+  w->last_n = 0;
 }
 
 /* The test hook's abortable sleep. */
@@ -235,51 +275,113 @@ typedef enum
   FVLM_RUN_CANCELLED            /* flushing/stopping: nothing to report */
 } FvlmRunOutcome;
 
+static FvlmStop
+fvlm_worker_stop_from_engine (fastvlm_stop_reason stop)
+{
+  switch (stop) {
+    case FASTVLM_STOP_EOS:
+      return FVLM_STOP_EOS;
+    case FASTVLM_STOP_LENGTH:
+      return FVLM_STOP_LENGTH;
+    case FASTVLM_STOP_CONTEXT:
+      return FVLM_STOP_CONTEXT;
+    default:
+      return FVLM_STOP_LATENCY;
+  }
+}
+
+/* Republishes the answers kept for the features of the last encoded frame. */
+static void
+fvlm_worker_republish (FvlmWorker * w, const FvlmRequest * req,
+    FvlmResult * res, gint n, gdouble distance)
+{
+  for (gint i = 0; i < n; i++) {
+    res[i].text = g_strdup (w->last_texts[i]);
+    res[i].n_tokens = w->last_n_tokens[i];
+    res[i].reused = TRUE;
+    res[i].reuse = FVLM_REUSE_ANSWER;
+    res[i].stop = FVLM_STOP_REUSED;
+    res[i].preprocess_ms = i == 0 ? req->convert_ms : 0.0;
+  }
+}
+
+/* Runs @req and fills res[0..n) (n = its prompt count; *n_out of them are results).
+ * Reuse as decided by fvlm_worker_gate(). */
 static FvlmRunOutcome
 fvlm_worker_run_model (FvlmWorker * w, FvlmRequest * req, FvlmResult * res,
-    FvlmDropReason * reason, gchar ** message)
+    gint * n_out, FvlmDropReason * reason, gchar ** message)
 {
   FvlmJob job = { w, 0, FALSE };
   fastvlm_generate_params gp;
-  fastvlm_result out;
+  fastvlm_result *out;
   fastvlm_error err;
   fastvlm_status status;
-  guint8 thumb[FVLM_THUMB_SIDE * FVLM_THUMB_SIDE];
   gsize n_pixels = (gsize) req->size * req->size;
+  gint n = MAX (req->n_prompts, 1), n_done = 0;
   gint64 t0, t1, t2;
+  gdouble distance;
+  FvlmReuse kind;
 
-  res->start_us = t0 = g_get_monotonic_time ();
-  res->queue_ms = (t0 - req->submit_us) / 1000.0;
+  *n_out = 0;
+  res[0].start_us = t0 = g_get_monotonic_time ();
+  res[0].queue_ms = (t0 - req->submit_us) / 1000.0;
   if (req->budget_us > 0)
     job.deadline_us = req->arrival_us + req->budget_us;
   if (fvlm_job_over_budget (&job))
     goto late;
 
-  fvlm_worker_thumbnail (req, thumb);
-  if (fvlm_worker_can_reuse (w, req, thumb)) {
-    res->text = g_strdup (w->last_text);
-    res->n_tokens = w->last_n_tokens;
-    res->reused = TRUE;
-    res->stop = FVLM_STOP_REUSED;
-    res->preprocess_ms = req->convert_ms;
+  kind = fvlm_worker_gate (w, req, &distance);
+  for (gint i = 0; i < n; i++) {
+    res[i].start_us = t0;
+    res[i].queue_ms = res[0].queue_ms;
+    res[i].prompt_index = i;
+    res[i].n_prompts = n;
+    res[i].scene_distance = distance;
+    res[i].reuse = kind;
+    res[i].encoded_pts = kind == FVLM_REUSE_NONE ? req->pts : w->enc_pts;
+  }
+  GST_LOG ("request %" G_GUINT64_FORMAT ": scene distance %.3f, reuse %s",
+      req->seq, distance, fvlm_reuse_to_string (kind));
+  if (kind == FVLM_REUSE_ANSWER) {
+    fvlm_worker_republish (w, req, res, n, distance);
+    *n_out = n;
     return FVLM_RUN_RESULT;
   }
 
-  /* ORC: RGBx square -> normalised planes */
-  if (w->planar_size != req->size) {
-    g_free (w->planar);
-    w->planar = g_malloc (sizeof (gfloat) * 3 * n_pixels);
-    w->planar_size = req->size;
-  }
-  fvlm_preprocess_to_planar (req->rgbx, n_pixels, &w->norm, w->planar);
-  t1 = g_get_monotonic_time ();
-  res->preprocess_ms = req->convert_ms + (t1 - t0) / 1000.0;
+  if (kind == FVLM_REUSE_FEATURES) {
+    /* tower skipped: the session splices the kept rows (same id: its KV cache may
+     * hold them already) */
+    status = fastvlm_session_set_image_features (w->session, w->features, &err);
+    if (status != FASTVLM_OK)
+      goto engine_error;
+    t1 = t2 = g_get_monotonic_time ();
+    res[0].preprocess_ms = req->convert_ms;
+  } else {
+    /* ORC: RGBx square -> normalised planes */
+    if (w->planar_size != req->size) {
+      g_free (w->planar);
+      w->planar = g_malloc (sizeof (gfloat) * 3 * n_pixels);
+      w->planar_size = req->size;
+    }
+    fvlm_preprocess_to_planar (req->rgbx, n_pixels, &w->norm, w->planar);
+    t1 = g_get_monotonic_time ();
+    res[0].preprocess_ms = req->convert_ms + (t1 - t0) / 1000.0;
 
-  status = fastvlm_session_set_image_planar (w->session, w->planar, req->size,
-      &err);
-  if (status != FASTVLM_OK)
-    goto engine_error;
-  t2 = g_get_monotonic_time ();
+    /* the kept features and answers describe the previous frame from here on */
+    g_clear_pointer (&w->features, fastvlm_image_features_unref);
+    fvlm_worker_forget_answers (w);
+    status = fastvlm_session_set_image_planar (w->session, w->planar,
+        req->size, &err);
+    if (status != FASTVLM_OK)
+      goto engine_error;
+    t2 = g_get_monotonic_time ();
+    if (req->reuse && fastvlm_session_get_image_features (w->session,
+            &w->features, &err) == FASTVLM_OK) {
+      memcpy (w->enc_thumb, req->thumb, sizeof (w->enc_thumb));
+      w->enc_size = req->size;
+      w->enc_pts = req->pts;
+    }
+  }
 
   if (w->test_delay_us > 0)
     fvlm_worker_test_delay (w, &job);
@@ -299,62 +401,101 @@ fvlm_worker_run_model (FvlmWorker * w, FvlmRequest * req, FvlmResult * res,
   gp.on_token = fvlm_worker_on_token;
   gp.should_abort = fvlm_worker_should_abort;
   gp.user_data = &job;
+  gp.reuse_kv = req->reuse;
+  gp.speculative = req->reuse;
 
-  status = fastvlm_session_ask (w->session, &gp, &out, &err);
-  if (status == FASTVLM_ERR_ABORTED && !job.over_budget) {
-    fastvlm_result_clear (&out);
-    return FVLM_RUN_CANCELLED;
-  }
-  if (status != FASTVLM_OK && status != FASTVLM_ERR_ABORTED) {
-    fastvlm_result_clear (&out);
-    goto engine_error;
-  }
-  if (status == FASTVLM_ERR_ABORTED && (out.text == NULL || out.text[0] == '\0')) {
-    fastvlm_result_clear (&out);
-    goto late;
-  }
+  out = g_new0 (fastvlm_result, n);
+  if (req->prompts)
+    status = fastvlm_session_ask_many (w->session, &gp,
+        (const char *const *) req->prompts, n, out, &err);
+  else
+    status = fastvlm_session_ask (w->session, &gp, &out[0], &err);
 
-  res->text = g_strdup (out.text ? out.text : "");
-  res->n_tokens = out.n_tokens;
-  /* The engine times the tower inside set_image_planar() and reports it in the result of
-   * the first ask on that image; our own clock around the call is the fallback. */
-  res->vision_ms = out.t_vision_ms > 0 ? out.t_vision_ms : (t2 - t1) / 1000.0;
-  res->prefill_ms = out.t_prefill_ms;
-  res->decode_ms = out.t_decode_ms;
-  res->truncated = out.truncated || job.over_budget;
-  switch (out.stop) {
-    case FASTVLM_STOP_EOS:
-      res->stop = FVLM_STOP_EOS;
-      break;
-    case FASTVLM_STOP_LENGTH:
-      res->stop = FVLM_STOP_LENGTH;
-      break;
-    case FASTVLM_STOP_CONTEXT:
-      res->stop = FVLM_STOP_CONTEXT;
-      break;
-    default:
-      res->stop = FVLM_STOP_LATENCY;
-      break;
-  }
-  fastvlm_result_clear (&out);
+  /* the answers that came out: all of them, or those before an abort/error */
+  if (status == FASTVLM_OK)
+    n_done = n;
+  else
+    while (n_done < n && out[n_done].text && out[n_done].text[0] != '\0')
+      n_done++;
+  if (status == FASTVLM_ERR_ABORTED && !job.over_budget)
+    goto cancelled;
+  if (status != FASTVLM_OK && status != FASTVLM_ERR_ABORTED)
+    goto engine_error_out;
+  if (status == FASTVLM_ERR_ABORTED && n_done == 0)
+    goto late_out;
 
-  /* remember this run for the scene-change reuse */
-  memcpy (w->last_thumb, thumb, sizeof (thumb));
-  w->last_params.prompt_id = req->prompt_id;
-  w->last_params.max_new_tokens = req->max_new_tokens;
-  w->last_params.temperature = req->temperature;
-  w->last_params.top_p = req->top_p;
-  w->last_params.seed = req->seed;
-  w->last_params.size = req->size;
-  g_free (w->last_text);
-  w->last_text = g_strdup (res->text);
-  w->last_n_tokens = res->n_tokens;
-  /* an answer cut by the latency budget is not worth repeating; one cut at
-   * max-new-tokens is what the model gives every time */
-  w->have_last = res->stop != FVLM_STOP_LATENCY;
+  for (gint i = 0; i < n_done; i++) {
+    const fastvlm_result *o = &out[i];
+
+    res[i].text = g_strdup (o->text ? o->text : "");
+    res[i].n_tokens = o->n_tokens;
+    /* The engine times the tower inside set_image_planar() and reports it in the
+     * result of the first ask on that image; our own clock around the call is the
+     * fallback. */
+    if (o->image_reused || kind == FVLM_REUSE_FEATURES || i > 0)
+      res[i].vision_ms = o->t_vision_ms;
+    else
+      res[i].vision_ms = o->t_vision_ms > 0 ? o->t_vision_ms : (t2 - t1) / 1000.0;
+    res[i].prefill_ms = o->t_prefill_ms;
+    res[i].decode_ms = o->t_decode_ms;
+    res[i].truncated = o->truncated || job.over_budget;
+    res[i].stop = fvlm_worker_stop_from_engine (o->stop);
+    res[i].n_prompt_tokens = o->n_prompt_tokens;
+    res[i].n_reused_positions = o->n_reused_positions;
+    res[i].n_draft = o->n_draft;
+    res[i].n_accepted = o->n_accepted;
+  }
+  for (gint i = 0; i < n; i++)
+    fastvlm_result_clear (&out[i]);
+  g_free (out);
+  *n_out = n_done;
+
+  /* remember complete answers about the kept features; an answer cut by the latency
+   * budget is not worth repeating, one cut at max-new-tokens is what the model gives
+   * every time */
+  fvlm_worker_forget_answers (w);
+  if (req->reuse && w->features && n_done == n) {
+    gboolean complete = TRUE;
+
+    for (gint i = 0; i < n; i++)
+      complete &= res[i].stop != FVLM_STOP_LATENCY;
+    if (complete) {
+      w->last_texts = g_new0 (gchar *, n + 1);
+      w->last_n_tokens = g_new0 (gint, n);
+      for (gint i = 0; i < n; i++) {
+        w->last_texts[i] = g_strdup (res[i].text);
+        w->last_n_tokens[i] = res[i].n_tokens;
+      }
+      w->last_n = n;
+      w->last_params.prompt_id = req->prompt_id;
+      w->last_params.max_new_tokens = req->max_new_tokens;
+      w->have_last = TRUE;
+    }
+  }
   return FVLM_RUN_RESULT;
 
   /* ERRORS */
+cancelled:
+  {
+    for (gint i = 0; i < n; i++)
+      fastvlm_result_clear (&out[i]);
+    g_free (out);
+    return FVLM_RUN_CANCELLED;
+  }
+late_out:
+  {
+    for (gint i = 0; i < n; i++)
+      fastvlm_result_clear (&out[i]);
+    g_free (out);
+    goto late;
+  }
+engine_error_out:
+  {
+    for (gint i = 0; i < n; i++)
+      fastvlm_result_clear (&out[i]);
+    g_free (out);
+    goto engine_error;
+  }
 late:
   {
     *reason = FVLM_DROP_LATE;
@@ -376,30 +517,37 @@ engine_error:
 static void
 fvlm_worker_process (FvlmWorker * w, FvlmRequest * req)
 {
-  FvlmResult res = { 0, };
+  gint n = MAX (req->n_prompts, 1), n_res = 0;
+  FvlmResult *res = g_new0 (FvlmResult, n);
   FvlmDropReason reason = FVLM_DROP_ERROR;
   gchar *message = NULL;
   FvlmRunOutcome outcome;
   gboolean stale, output;
+  gint64 end_us;
 
-  outcome = fvlm_worker_run_model (w, req, &res, &reason, &message);
-  res.end_us = g_get_monotonic_time ();
-  res.latency_ms = (res.end_us - req->arrival_us) / 1000.0;
+  outcome = fvlm_worker_run_model (w, req, res, &n_res, &reason, &message);
+  end_us = g_get_monotonic_time ();
+  for (gint i = 0; i < n; i++) {
+    res[i].end_us = end_us;
+    res[i].latency_ms = (end_us - req->arrival_us) / 1000.0;
+  }
 
   g_mutex_lock (&w->lock);
   stale = req->epoch != w->epoch || w->flushing;
-  if (outcome == FVLM_RUN_RESULT && !res.reused && !res.truncated) {
-    gdouble run_us = (gdouble) (res.end_us - res.start_us);
+  if (outcome == FVLM_RUN_RESULT && !res[0].reused && !res[0].truncated) {
+    gdouble run_us = (gdouble) (end_us - res[0].start_us);
 
     w->mean_run_us = w->mean_run_us > 0 ? 0.7 * w->mean_run_us + 0.3 * run_us
         : run_us;
   }
   g_mutex_unlock (&w->lock);
 
-  if (!stale && outcome == FVLM_RUN_RESULT)
-    w->funcs.result (w, req, &res, w->user_data);
-  else if (!stale && outcome == FVLM_RUN_DROPPED)
+  if (!stale && outcome == FVLM_RUN_RESULT) {
+    for (gint i = 0; i < n_res; i++)
+      w->funcs.result (w, req, &res[i], w->user_data);
+  } else if (!stale && outcome == FVLM_RUN_DROPPED) {
     w->funcs.dropped (w, req, reason, message, w->user_data);
+  }
 
   g_mutex_lock (&w->lock);
   output = !stale && outcome == FVLM_RUN_RESULT && !w->flushing;
@@ -411,7 +559,8 @@ fvlm_worker_process (FvlmWorker * w, FvlmRequest * req)
   g_mutex_unlock (&w->lock);
 
   if (output) {
-    w->funcs.output (w, req, &res, w->user_data);
+    for (gint i = 0; i < n_res; i++)
+      w->funcs.output (w, req, &res[i], w->user_data);
     g_mutex_lock (&w->lock);
     w->outputting = FALSE;
     g_cond_broadcast (&w->cond);
@@ -421,7 +570,9 @@ fvlm_worker_process (FvlmWorker * w, FvlmRequest * req)
   g_mutex_lock (&w->lock);
   fvlm_worker_recycle_locked (w, req);
   g_mutex_unlock (&w->lock);
-  fvlm_result_clear (&res);
+  for (gint i = 0; i < n; i++)
+    fvlm_result_clear (&res[i]);
+  g_free (res);
   g_free (message);
 }
 
@@ -525,7 +676,8 @@ fvlm_worker_free (FvlmWorker * w)
   fastvlm_session_free (w->session);
   g_free (w->spare_rgbx);
   g_free (w->planar);
-  g_free (w->last_text);
+  fastvlm_image_features_unref (w->features);
+  fvlm_worker_forget_answers (w);
   g_mutex_clear (&w->lock);
   g_cond_clear (&w->cond);
   g_free (w);

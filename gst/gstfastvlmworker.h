@@ -6,8 +6,13 @@
  * FvlmRequest (an RGBx copy of a sampled frame plus the question), and the engine session.
  * The streaming thread submits; live submissions replace a waiting request (latest wins),
  * offline ones wait for the slot. The worker turns the copy into float planes (ORC), runs
- * fastvlm_session_set_image_planar + fastvlm_session_ask, and hands the result to the
- * element's callbacks on its own thread. Flushing aborts the generation in flight through
+ * fastvlm_session_set_image_planar + fastvlm_session_ask (or fastvlm_session_ask_many for
+ * several prompts), and hands each result to the element's callbacks on its own thread.
+ * Reuse across frames (docs/reuse.md): the streaming thread fingerprints each sampled
+ * square (fvlm_fingerprint_compute, ORC); the worker keeps the image features and the
+ * fingerprint of the last frame it encoded and, when a new frame is closer than
+ * reuse-threshold, attaches those features instead of running the tower, or republishes
+ * the previous answers outright (greedy decoding, same question). Flushing aborts the generation in flight through
  * the engine's abort callback and fastvlm_session_request_abort().
  * What it is not: aware of pads, buffers or caps — the element does all GStreamer I/O in
  * its callbacks (which may block on the text pad without blocking video).
@@ -22,6 +27,15 @@
 G_BEGIN_DECLS
 
 #define FVLM_THUMB_SIDE 32      /* grey thumbnail for the scene-change test, pixels */
+#define FVLM_THUMB_PIXELS (FVLM_THUMB_SIDE * FVLM_THUMB_SIDE)
+
+/* What a result took from earlier frames instead of computing it. */
+typedef enum
+{
+  FVLM_REUSE_NONE,              /* the frame was encoded (tower run) */
+  FVLM_REUSE_FEATURES,          /* scene unchanged: the kept image features, tower skipped */
+  FVLM_REUSE_ANSWER             /* scene and question unchanged, greedy: previous answer */
+} FvlmReuse;
 
 typedef struct
 {
@@ -34,8 +48,11 @@ typedef struct
   gdouble convert_ms;           /* GstVideoConverter time on the streaming thread */
   gint size;                    /* side of the square */
   guint8 *rgbx;                 /* size*size*4 bytes, owned (see fvlm_worker_alloc_rgbx) */
+  guint8 thumb[FVLM_THUMB_PIXELS];      /* fingerprint (streaming thread), when reuse */
   /* the question, a snapshot of the properties when the frame was sampled */
   gchar *prompt;
+  gchar **prompts;              /* `prompts` (NULL-terminated), or NULL: prompt alone */
+  gint n_prompts;               /* entries of prompts; 0 when NULL */
   gchar *system_prompt;
   guint prompt_id;
   gint max_new_tokens;
@@ -43,8 +60,9 @@ typedef struct
   gfloat top_p;
   guint64 seed;
   gint64 budget_us;             /* max-latency from arrival; 0 = unbounded */
-  gdouble reuse_threshold;      /* mean |diff| of thumbnails (0..255) below which the last
-                                 * caption is reused; 0 = never */
+  gboolean reuse;               /* `reuse`: fingerprint gate, KV prefix reuse, speculation */
+  gdouble reuse_threshold;      /* mean |diff| of thumbnails (0..255) below which the kept
+                                 * features (or answers) are reused; 0 = never */
   GstSegment segment;           /* video segment the frame belongs to */
 } FvlmRequest;
 
@@ -63,7 +81,17 @@ typedef struct
   gint n_tokens;
   FvlmStop stop;
   gboolean truncated;
-  gboolean reused;
+  gboolean reused;              /* the previous answer was republished (reuse = ANSWER) */
+  FvlmReuse reuse;
+  GstClockTime encoded_pts;     /* PTS of the frame whose features the answer describes */
+  gdouble scene_distance;       /* fingerprint distance to that frame; -1 = not compared */
+  gint prompt_index;            /* into req->prompts; 0 for a single prompt */
+  gint n_prompts;               /* results of this request (1 for a single prompt) */
+  /* engine reuse counters of this answer (0 when republished) */
+  gint n_prompt_tokens;
+  gint n_reused_positions;      /* prompt positions taken from the KV cache */
+  gint n_draft;                 /* draft tokens verified */
+  gint n_accepted;              /* of which accepted */
   /* milliseconds */
   gdouble queue_ms;             /* mailbox wait */
   gdouble preprocess_ms;        /* converter + ORC */
@@ -145,6 +173,13 @@ void          fvlm_request_free          (FvlmRequest * req);
 void          fvlm_result_clear          (FvlmResult * res);
 
 const gchar * fvlm_stop_to_string        (FvlmStop stop);
+const gchar * fvlm_reuse_to_string       (FvlmReuse reuse);
+
+/* The scene-change fingerprint: the mean luma ((r + 2g + b) / 4) of FVLM_THUMB_PIXELS
+ * blocks of an RGBx square (@size a multiple of FVLM_THUMB_SIDE), ORC. */
+void          fvlm_fingerprint_compute   (const guint8 * rgbx, gint size, guint8 * thumb);
+/* Mean absolute difference of two fingerprints, 0..255 levels (ORC). */
+gdouble       fvlm_fingerprint_distance  (const guint8 * a, const guint8 * b);
 
 G_END_DECLS
 

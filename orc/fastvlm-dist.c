@@ -80,6 +80,8 @@ typedef union { orc_int64 i; double f; orc_int32 x2[2]; float x2f[2]; orc_int16 
 #include <orc/orc.h>
 #endif
 void fastvlm_orc_rgbx_to_planar_f32 (float * ORC_RESTRICT d1, float * ORC_RESTRICT d2, float * ORC_RESTRICT d3, const orc_uint32 * ORC_RESTRICT s1, float p1, float p2, float p3, float p4, float p5, float p6, int n);
+void fastvlm_orc_rgbx_luma_sum (orc_uint32 * ORC_RESTRICT a1, const orc_uint32 * ORC_RESTRICT s1, int s1_stride, int n, int m);
+void fastvlm_orc_sad_u8 (orc_uint32 * ORC_RESTRICT a1, const orc_uint8 * ORC_RESTRICT s1, const orc_uint8 * ORC_RESTRICT s2, int n);
 
 
 /* begin Orc C target preamble */
@@ -582,6 +584,338 @@ fastvlm_orc_rgbx_to_planar_f32 (float * ORC_RESTRICT d1, float * ORC_RESTRICT d2
 
   func = c->exec;
   func (ex);
+}
+#endif
+
+
+/* fastvlm_orc_rgbx_luma_sum */
+#ifdef DISABLE_ORC
+void
+fastvlm_orc_rgbx_luma_sum (orc_uint32 * ORC_RESTRICT a1, const orc_uint32 * ORC_RESTRICT s1, int s1_stride, int n, int m){
+  int i;
+  int j;
+  const orc_union32 * ORC_RESTRICT ptr4;
+  orc_union32 var12 =  { 0 };
+  orc_union32 var42;
+  orc_union16 var43;
+  orc_union16 var44;
+  orc_int8 var45;
+  orc_int8 var46;
+  orc_int8 var47;
+  orc_int8 var48;
+  orc_union16 var49;
+  orc_union16 var50;
+  orc_union16 var51;
+  orc_union16 var52;
+  orc_union16 var53;
+  orc_union16 var54;
+  orc_union32 var55;
+
+  for (j = 0; j < m; j++) {
+    ptr4 = ORC_PTR_OFFSET(s1, s1_stride * j);
+
+
+    for (i = 0; i < n; i++) {
+      /* 0: loadl */
+      var42 = ptr4[i];
+      /* 1: splitlw */
+      {
+       orc_union32 _src;
+       _src.i = var42.i;
+       var43.i = _src.x2[1];
+       var44.i = _src.x2[0];
+    }
+      /* 2: splitwb */
+      {
+       orc_union16 _src;
+       _src.i = var44.i;
+       var45 = _src.x2[1];
+       var46 = _src.x2[0];
+    }
+      /* 3: splitwb */
+      {
+       orc_union16 _src;
+       _src.i = var43.i;
+       var47 = _src.x2[1];
+       var48 = _src.x2[0];
+    }
+      /* 4: convubw */
+      var49.i = (orc_uint8)var46;
+      /* 5: convubw */
+      var50.i = (orc_uint8)var45;
+      /* 6: convubw */
+      var51.i = (orc_uint8)var48;
+      /* 7: addw */
+      var52.i = var49.i + var51.i;
+      /* 8: addw */
+      var53.i = var50.i + var50.i;
+      /* 9: addw */
+      var54.i = var52.i + var53.i;
+      /* 10: convuwl */
+      var55.i = (orc_uint16)var54.i;
+      /* 11: accl */
+      var12.i = ((orc_uint32)var12.i) + ((orc_uint32)var55.i);
+    }
+  }
+  *a1 = var12.i;
+
+}
+
+#else
+static void
+_backup_fastvlm_orc_rgbx_luma_sum (OrcExecutor * ORC_RESTRICT ex)
+{
+  int i;
+  int j;
+  int n = ex->n;
+  int m = ex->params[ORC_VAR_A1];
+  const orc_union32 * ORC_RESTRICT ptr4;
+  orc_union32 var12 =  { 0 };
+  orc_union32 var42;
+  orc_union16 var43;
+  orc_union16 var44;
+  orc_int8 var45;
+  orc_int8 var46;
+  orc_int8 var47;
+  orc_int8 var48;
+  orc_union16 var49;
+  orc_union16 var50;
+  orc_union16 var51;
+  orc_union16 var52;
+  orc_union16 var53;
+  orc_union16 var54;
+  orc_union32 var55;
+
+  for (j = 0; j < m; j++) {
+    ptr4 = ORC_PTR_OFFSET(ex->arrays[4], ex->params[4] * j);
+
+
+    for (i = 0; i < n; i++) {
+      /* 0: loadl */
+      var42 = ptr4[i];
+      /* 1: splitlw */
+      {
+       orc_union32 _src;
+       _src.i = var42.i;
+       var43.i = _src.x2[1];
+       var44.i = _src.x2[0];
+    }
+      /* 2: splitwb */
+      {
+       orc_union16 _src;
+       _src.i = var44.i;
+       var45 = _src.x2[1];
+       var46 = _src.x2[0];
+    }
+      /* 3: splitwb */
+      {
+       orc_union16 _src;
+       _src.i = var43.i;
+       var47 = _src.x2[1];
+       var48 = _src.x2[0];
+    }
+      /* 4: convubw */
+      var49.i = (orc_uint8)var46;
+      /* 5: convubw */
+      var50.i = (orc_uint8)var45;
+      /* 6: convubw */
+      var51.i = (orc_uint8)var48;
+      /* 7: addw */
+      var52.i = var49.i + var51.i;
+      /* 8: addw */
+      var53.i = var50.i + var50.i;
+      /* 9: addw */
+      var54.i = var52.i + var53.i;
+      /* 10: convuwl */
+      var55.i = (orc_uint16)var54.i;
+      /* 11: accl */
+      var12.i = ((orc_uint32)var12.i) + ((orc_uint32)var55.i);
+    }
+  }
+  ex->accumulators[0] = var12.i;
+
+}
+
+void
+fastvlm_orc_rgbx_luma_sum (orc_uint32 * ORC_RESTRICT a1, const orc_uint32 * ORC_RESTRICT s1, int s1_stride, int n, int m)
+{
+  OrcExecutor _ex, *ex = &_ex;
+  static volatile int p_inited = 0;
+  static OrcCode *c = 0;
+  void (*func) (OrcExecutor *);
+
+  if (!p_inited) {
+    orc_once_mutex_lock ();
+    if (!p_inited) {
+      OrcProgram *p;
+
+#if 1
+      static const orc_uint8 bc[] = {
+        1, 7, 9, 25, 102, 97, 115, 116, 118, 108, 109, 95, 111, 114, 99, 95, 
+        114, 103, 98, 120, 95, 108, 117, 109, 97, 95, 115, 117, 109, 12, 4, 4, 
+        13, 4, 20, 2, 20, 2, 20, 1, 20, 1, 20, 1, 20, 1, 20, 2, 
+        20, 2, 20, 2, 20, 4, 198, 33, 32, 4, 199, 35, 34, 32, 199, 37, 
+        36, 33, 150, 38, 34, 150, 39, 35, 150, 40, 36, 70, 38, 38, 40, 70, 
+        39, 39, 39, 70, 38, 38, 39, 154, 41, 38, 181, 12, 41, 2, 0,       };
+      p = orc_program_new_from_static_bytecode (bc);
+      orc_program_set_backup_function (p, _backup_fastvlm_orc_rgbx_luma_sum);
+#else
+      p = orc_program_new ();
+      orc_program_set_2d (p);
+      orc_program_set_name (p, "fastvlm_orc_rgbx_luma_sum");
+      orc_program_set_backup_function (p, _backup_fastvlm_orc_rgbx_luma_sum);
+      orc_program_add_source (p, 4, "s1");
+      orc_program_add_accumulator (p, 4, "a1");
+      orc_program_add_temporary (p, 2, "t1");
+      orc_program_add_temporary (p, 2, "t2");
+      orc_program_add_temporary (p, 1, "t3");
+      orc_program_add_temporary (p, 1, "t4");
+      orc_program_add_temporary (p, 1, "t5");
+      orc_program_add_temporary (p, 1, "t6");
+      orc_program_add_temporary (p, 2, "t7");
+      orc_program_add_temporary (p, 2, "t8");
+      orc_program_add_temporary (p, 2, "t9");
+      orc_program_add_temporary (p, 4, "t10");
+
+      orc_program_append_2 (p, "splitlw", 0, ORC_VAR_T2, ORC_VAR_T1, ORC_VAR_S1, ORC_VAR_D1);
+      orc_program_append_2 (p, "splitwb", 0, ORC_VAR_T4, ORC_VAR_T3, ORC_VAR_T1, ORC_VAR_D1);
+      orc_program_append_2 (p, "splitwb", 0, ORC_VAR_T6, ORC_VAR_T5, ORC_VAR_T2, ORC_VAR_D1);
+      orc_program_append_2 (p, "convubw", 0, ORC_VAR_T7, ORC_VAR_T3, ORC_VAR_D1, ORC_VAR_D1);
+      orc_program_append_2 (p, "convubw", 0, ORC_VAR_T8, ORC_VAR_T4, ORC_VAR_D1, ORC_VAR_D1);
+      orc_program_append_2 (p, "convubw", 0, ORC_VAR_T9, ORC_VAR_T5, ORC_VAR_D1, ORC_VAR_D1);
+      orc_program_append_2 (p, "addw", 0, ORC_VAR_T7, ORC_VAR_T7, ORC_VAR_T9, ORC_VAR_D1);
+      orc_program_append_2 (p, "addw", 0, ORC_VAR_T8, ORC_VAR_T8, ORC_VAR_T8, ORC_VAR_D1);
+      orc_program_append_2 (p, "addw", 0, ORC_VAR_T7, ORC_VAR_T7, ORC_VAR_T8, ORC_VAR_D1);
+      orc_program_append_2 (p, "convuwl", 0, ORC_VAR_T10, ORC_VAR_T7, ORC_VAR_D1, ORC_VAR_D1);
+      orc_program_append_2 (p, "accl", 0, ORC_VAR_A1, ORC_VAR_T10, ORC_VAR_D1, ORC_VAR_D1);
+#endif
+
+      orc_program_compile (p);
+      c = orc_program_take_code (p);
+      orc_program_free (p);
+    }
+    p_inited = TRUE;
+    orc_once_mutex_unlock ();
+  }
+  ex->arrays[ORC_VAR_A2] = c;
+  ex->program = 0;
+
+  ex->n = n;
+  ORC_EXECUTOR_M(ex) = m;
+  ex->arrays[ORC_VAR_S1] = (void *)s1;
+  ex->params[ORC_VAR_S1] = s1_stride;
+
+  func = c->exec;
+  func (ex);
+  *a1 = orc_executor_get_accumulator (ex, ORC_VAR_A1);
+}
+#endif
+
+
+/* fastvlm_orc_sad_u8 */
+#ifdef DISABLE_ORC
+void
+fastvlm_orc_sad_u8 (orc_uint32 * ORC_RESTRICT a1, const orc_uint8 * ORC_RESTRICT s1, const orc_uint8 * ORC_RESTRICT s2, int n){
+  int i;
+  const orc_int8 * ORC_RESTRICT ptr4;
+  const orc_int8 * ORC_RESTRICT ptr5;
+  orc_union32 var12 =  { 0 };
+  orc_int8 var32;
+  orc_int8 var33;
+
+  ptr4 = (orc_int8 *)s1;
+  ptr5 = (orc_int8 *)s2;
+
+
+  for (i = 0; i < n; i++) {
+    /* 0: loadb */
+    var32 = ptr4[i];
+    /* 1: loadb */
+    var33 = ptr5[i];
+    /* 2: accsadubl */
+    var12.i = var12.i + ORC_ABS((orc_int32)(orc_uint8)var32 - (orc_int32)(orc_uint8)var33);
+  }
+  *a1 = var12.i;
+
+}
+
+#else
+static void
+_backup_fastvlm_orc_sad_u8 (OrcExecutor * ORC_RESTRICT ex)
+{
+  int i;
+  int n = ex->n;
+  const orc_int8 * ORC_RESTRICT ptr4;
+  const orc_int8 * ORC_RESTRICT ptr5;
+  orc_union32 var12 =  { 0 };
+  orc_int8 var32;
+  orc_int8 var33;
+
+  ptr4 = (orc_int8 *)ex->arrays[4];
+  ptr5 = (orc_int8 *)ex->arrays[5];
+
+
+  for (i = 0; i < n; i++) {
+    /* 0: loadb */
+    var32 = ptr4[i];
+    /* 1: loadb */
+    var33 = ptr5[i];
+    /* 2: accsadubl */
+    var12.i = var12.i + ORC_ABS((orc_int32)(orc_uint8)var32 - (orc_int32)(orc_uint8)var33);
+  }
+  ex->accumulators[0] = var12.i;
+
+}
+
+void
+fastvlm_orc_sad_u8 (orc_uint32 * ORC_RESTRICT a1, const orc_uint8 * ORC_RESTRICT s1, const orc_uint8 * ORC_RESTRICT s2, int n)
+{
+  OrcExecutor _ex, *ex = &_ex;
+  static volatile int p_inited = 0;
+  static OrcCode *c = 0;
+  void (*func) (OrcExecutor *);
+
+  if (!p_inited) {
+    orc_once_mutex_lock ();
+    if (!p_inited) {
+      OrcProgram *p;
+
+#if 1
+      static const orc_uint8 bc[] = {
+        1, 9, 18, 102, 97, 115, 116, 118, 108, 109, 95, 111, 114, 99, 95, 115, 
+        97, 100, 95, 117, 56, 12, 1, 1, 12, 1, 1, 13, 4, 182, 12, 4, 
+        5, 2, 0, 
+      };
+      p = orc_program_new_from_static_bytecode (bc);
+      orc_program_set_backup_function (p, _backup_fastvlm_orc_sad_u8);
+#else
+      p = orc_program_new ();
+      orc_program_set_name (p, "fastvlm_orc_sad_u8");
+      orc_program_set_backup_function (p, _backup_fastvlm_orc_sad_u8);
+      orc_program_add_source (p, 1, "s1");
+      orc_program_add_source (p, 1, "s2");
+      orc_program_add_accumulator (p, 4, "a1");
+
+      orc_program_append_2 (p, "accsadubl", 0, ORC_VAR_A1, ORC_VAR_S1, ORC_VAR_S2, ORC_VAR_D1);
+#endif
+
+      orc_program_compile (p);
+      c = orc_program_take_code (p);
+      orc_program_free (p);
+    }
+    p_inited = TRUE;
+    orc_once_mutex_unlock ();
+  }
+  ex->arrays[ORC_VAR_A2] = c;
+  ex->program = 0;
+
+  ex->n = n;
+  ex->arrays[ORC_VAR_S1] = (void *)s1;
+  ex->arrays[ORC_VAR_S2] = (void *)s2;
+
+  func = c->exec;
+  func (ex);
+  *a1 = orc_executor_get_accumulator (ex, ORC_VAR_A1);
 }
 #endif
 

@@ -81,6 +81,8 @@ typedef union { orc_int64 i; double f; orc_int32 x2[2]; float x2f[2]; orc_int16 
 #endif
 
 void fastvlm_orc_rgbx_to_planar_f32 (float * ORC_RESTRICT d1, float * ORC_RESTRICT d2, float * ORC_RESTRICT d3, const orc_uint32 * ORC_RESTRICT s1, float p1, float p2, float p3, float p4, float p5, float p6, int n);
+void fastvlm_orc_rgbx_luma_sum (orc_uint32 * ORC_RESTRICT a1, const orc_uint32 * ORC_RESTRICT s1, int s1_stride, int n, int m);
+void fastvlm_orc_sad_u8 (orc_uint32 * ORC_RESTRICT a1, const orc_uint8 * ORC_RESTRICT s1, const orc_uint8 * ORC_RESTRICT s2, int n);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,5 @@
-# fastvlm.orc — ORC kernels of the fastvlmcaption element's preprocessing.
+# fastvlm.orc — ORC kernels of the fastvlmcaption element's preprocessing and of its
+# scene-change fingerprint (the two functions at the end).
 #
 # What it is: the last step of the element's preprocessing, run on the worker thread:
 # one interleaved 8-bit RGBx picture, already letterboxed and scaled to the model's
@@ -54,3 +55,43 @@ convuwl l, w
 convlf f, l
 mulf f, f, b_scale
 addf db, f, b_bias
+
+# Scene-change fingerprint (streaming thread, gstfastvlmworker.c): the RGBx square is cut
+# into FVLM_THUMB_SIDE^2 blocks; each block's luma sum, r + 2g + b per pixel (0..1020),
+# is one 2-D call over block x block pixels (32-bit accumulator: up to 4096 pixels per
+# block at 1020 fit with room to spare), divided by 4 * pixels into a grey thumbnail.
+.function fastvlm_orc_rgbx_luma_sum
+.flags 2d
+.accumulator 4 a orc_uint32
+.source 4 s orc_uint32
+.temp 2 lo
+.temp 2 hi
+.temp 1 r
+.temp 1 g
+.temp 1 b
+.temp 1 x
+.temp 2 wr
+.temp 2 wg
+.temp 2 wb
+.temp 4 l
+
+splitlw hi, lo, s
+splitwb g, r, lo
+splitwb x, b, hi
+convubw wr, r
+convubw wg, g
+convubw wb, b
+addw wr, wr, wb
+addw wg, wg, wg
+addw wr, wr, wg
+convuwl l, wr
+accl a, l
+
+# Sum of absolute differences of two thumbnails (the fingerprint distance, before
+# dividing by the number of pixels).
+.function fastvlm_orc_sad_u8
+.accumulator 4 a orc_uint32
+.source 1 s1 orc_uint8
+.source 1 s2 orc_uint8
+
+accsadubl a, s1, s2

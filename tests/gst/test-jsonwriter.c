@@ -50,6 +50,11 @@ static const struct
   {"vision-ms", T_DOUBLE}, {"prefill-ms", T_DOUBLE}, {"decode-ms", T_DOUBLE},
   {"n-tokens", T_INT}, {"tokens-per-second", T_DOUBLE}, {"truncated", T_BOOL},
   {"stop-reason", T_STRING}, {"reused", T_BOOL},
+  /* reuse across frames (docs/reuse.md) */
+  {"prompt-index", T_INT}, {"n-prompts", T_INT}, {"reuse", T_STRING},
+  {"encoded-pts", T_INT_OR_NULL}, {"scene-distance", T_DOUBLE},
+  {"n-prompt-tokens", T_INT}, {"n-reused-positions", T_INT}, {"n-draft", T_INT},
+  {"n-accepted", T_INT}, {"draft-acceptance", T_DOUBLE},
 };
 
 /* The fields fastvlmcaption puts in the meta, with values that test the mapping. */
@@ -76,7 +81,12 @@ caption_fields (guint64 id, const gchar * text)
       "tokens-per-second", G_TYPE_DOUBLE, 1333.25,
       "truncated", G_TYPE_BOOLEAN, TRUE,
       "stop-reason", G_TYPE_STRING, "length",
-      "reused", G_TYPE_BOOLEAN, FALSE, NULL);
+      "reused", G_TYPE_BOOLEAN, FALSE,
+      "prompt-index", G_TYPE_UINT, 0, "n-prompts", G_TYPE_UINT, 1,
+      "reuse", G_TYPE_STRING, "none", "encoded-pts", G_TYPE_UINT64, id * GST_SECOND,
+      "scene-distance", G_TYPE_DOUBLE, -1.0, "n-prompt-tokens", G_TYPE_INT, 30,
+      "n-reused-positions", G_TYPE_INT, 0, "n-draft", G_TYPE_INT, 0,
+      "n-accepted", G_TYPE_INT, 0, "draft-acceptance", G_TYPE_DOUBLE, 0.0, NULL);
 }
 
 static gboolean
