@@ -855,6 +855,11 @@ collect (Loader * ld, GError ** error)
                 node_kind (ev.type));
             ok = FALSE;
           }
+        } else if (!key && strlen (scalar_text (&ev)) != ev.data.scalar.length) {
+          /* A "\0" escape would truncate the key: "model\0x" must not set `model`. */
+          set_error_at (error, FASTVLM_CONFIG_ERROR_UNKNOWN_KEY, ld, m->line, m->column,
+              "key '%s\\0...' contains a NUL character", scalar_text (&ev));
+          ok = FALSE;
         } else if (!key) {
           key = g_strndup (scalar_text (&ev), ev.data.scalar.length);
           key_mark = *m;

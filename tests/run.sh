@@ -71,9 +71,9 @@ if [ -x tests/cross/run_arm64.sh ]; then
 fi
 
 if [ -x tests/fuzz/run_fuzz.sh ]; then
-    step "fuzzing the GGUF reader for ${FUZZ_SECONDS}s"
+    step "fuzzing: GGUF reader, tokenizer, tokenizer loading, YAML config (gguf budget ${FUZZ_SECONDS}s)"
     if tests/fuzz/run_fuzz.sh "$FUZZ_SECONDS"; then passed=$((passed + 1));
-    else failed=$((failed + 1)); failures+=("fuzz_gguf"); fi
+    else failed=$((failed + 1)); failures+=("fuzzing"); fi
 fi
 
 echo
