@@ -26,7 +26,8 @@
  * * a buffer on the always `text_src` pad (`text/x-raw, format=utf8`): PTS = the described
  *   frame's PTS, duration = until the next caption (the request already waiting when
  *   known, else the end of the latest video frame or the sampling interval), GAP events
- *   for spans without caption, pushed from the worker thread. It feeds textoverlay,
+ *   for spans without caption, queued by the worker thread and pushed by the pad's own
+ *   task. It feeds textoverlay,
  *   webvttenc, srtenc or matroskamux;
  * * an element message named `fastvlm-caption` on the bus;
  * * the #GstFastVLMCaption::caption signal, emitted from the worker thread.
@@ -997,11 +998,28 @@ gst_fastvlm_caption_on_idle (FvlmWorker * worker, gpointer user_data)
     fvlm_text_src_push_eos (&self->text, &segment);
 }
 
+/* A model run starts. Live, the text stream is covered up to the frame it describes first:
+ * idle() never runs while the model is busy, so without this a sink on text_src got
+ * nothing until the first caption — and, still prerolling, held the whole live pipeline
+ * (video included) in PAUSED for one model run (tests/robustness test-states
+ * live_preroll_no_wait; seconds with a real model). Offline the video waits for this
+ * caption anyway, and the caption prerolls the text sink. */
+static void
+gst_fastvlm_caption_on_started (FvlmWorker * worker, const FvlmRequest * req,
+    gpointer user_data)
+{
+  GstFastVLMCaption *self = user_data;
+
+  if (req->live && GST_CLOCK_TIME_IS_VALID (req->pts))
+    fvlm_text_src_push_gap (&self->text, &req->segment, req->pts);
+}
+
 static const FvlmWorkerFuncs gst_fastvlm_caption_worker_funcs = {
   gst_fastvlm_caption_on_result,
   gst_fastvlm_caption_on_output,
   gst_fastvlm_caption_on_dropped,
   gst_fastvlm_caption_on_idle,
+  gst_fastvlm_caption_on_started,
 };
 
 /* ---- state ------------------------------------------------------------------------- */
@@ -1221,6 +1239,13 @@ gst_fastvlm_caption_change_state (GstElement * element,
       if (self->worker)
         fvlm_worker_set_flushing (self->worker, TRUE);
       GST_OBJECT_UNLOCK (self);
+      break;
+    case GST_STATE_CHANGE_PLAYING_TO_PAUSED:
+      /* The sinks went PAUSED first and need new data to preroll; the text stream may
+       * get none until the run in flight ends (seconds), and a live pipeline resumed
+       * meanwhile would not play before that (tests/robustness test-states
+       * state_pairs_live): an empty GAP where the text stands lets a sink preroll. */
+      fvlm_text_src_push_preroll_gap (&self->text);
       break;
     default:
       break;
@@ -1639,6 +1664,7 @@ gst_fastvlm_caption_sample (GstFastVLMCaption * self, GstBuffer * buf,
     }
   }
   req->reuse = self->reuse;
+  req->live = self->live;
   req->system_prompt = g_strdup (self->system_prompt);
   req->max_new_tokens = self->max_new_tokens;
   req->temperature = self->temperature;
@@ -1711,6 +1737,7 @@ gst_fastvlm_caption_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
   FvlmFrameProps props;
   FvlmDecision decision;
   GstStructure *fields, *stats = NULL;
+  GstSegment segment;
 
   if (trans->segment.format == GST_FORMAT_TIME)
     rt = gst_segment_to_running_time (&trans->segment, GST_FORMAT_TIME, pts);
@@ -1780,9 +1807,14 @@ output:
   if (GST_CLOCK_TIME_IS_VALID (end) && (!GST_CLOCK_TIME_IS_VALID
           (self->video_end) || end > self->video_end))
     self->video_end = end;
+  segment = self->segment;
   g_mutex_unlock (&self->lock);
   if (self->worker)
     fvlm_worker_kick (self->worker);
+  else
+    /* no model, no worker: this thread keeps the text stream going (it only queues),
+     * or a sink on text_src never prerolls and the pipeline never plays */
+    fvlm_text_src_push_gap (&self->text, &segment, end);
 
   if (props.overlay && self->overlay_renderer)
     gst_fastvlm_caption_draw (self, buf);

@@ -57,6 +57,7 @@ struct _FvlmWorker
   guint8 enc_thumb[FVLM_THUMB_PIXELS];
   gint enc_size;
   GstClockTime enc_pts;
+  guint enc_epoch;              /* flush epoch of that frame: no reuse across a flush */
   /* the complete answers about those features, for republishing */
   gboolean have_last;
   FvlmRequest last_params;      /* only the question fields are meaningful */
@@ -229,7 +230,11 @@ fvlm_worker_gate (FvlmWorker * w, const FvlmRequest * req, gdouble * distance)
   const FvlmRequest *last = &w->last_params;
 
   *distance = -1.0;
-  if (!req->reuse || w->features == NULL || req->size != w->enc_size)
+  /* A flush (seek) breaks the stream's continuity: a frame from before it must not
+   * describe one after it, however alike their fingerprints (tests/robustness
+   * test-seek: a static picture seeked got captions from pre-seek features). */
+  if (!req->reuse || w->features == NULL || req->size != w->enc_size
+      || req->epoch != w->enc_epoch)
     return FVLM_REUSE_NONE;
   *distance = fvlm_fingerprint_distance (req->thumb, w->enc_thumb);
   if (req->reuse_threshold <= 0.0 || *distance >= req->reuse_threshold)
@@ -380,6 +385,7 @@ fvlm_worker_run_model (FvlmWorker * w, FvlmRequest * req, FvlmResult * res,
       memcpy (w->enc_thumb, req->thumb, sizeof (w->enc_thumb));
       w->enc_size = req->size;
       w->enc_pts = req->pts;
+      w->enc_epoch = req->epoch;
     }
   }
 
@@ -597,6 +603,8 @@ fvlm_worker_loop (gpointer data)
 
       GST_LOG ("running request %" G_GUINT64_FORMAT " pts %" GST_TIME_FORMAT,
           req->seq, GST_TIME_ARGS (req->pts));
+      if (w->funcs.started)
+        w->funcs.started (w, req, w->user_data);
       fvlm_worker_process (w, req);
 
       g_mutex_lock (&w->lock);

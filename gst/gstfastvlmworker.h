@@ -64,6 +64,7 @@ typedef struct
   gdouble reuse_threshold;      /* mean |diff| of thumbnails (0..255) below which the kept
                                  * features (or answers) are reused; 0 = never */
   GstSegment segment;           /* video segment the frame belongs to */
+  gboolean live;                /* sampled in live mode (see FvlmWorkerFuncs.started) */
 } FvlmRequest;
 
 typedef enum
@@ -126,6 +127,10 @@ typedef struct
       FvlmDropReason reason, const gchar * message, gpointer user_data);
   /* Nothing queued or running and fvlm_worker_kick() was called: text pad upkeep. */
   void (*idle) (FvlmWorker * worker, gpointer user_data);
+  /* A request was taken from the mailbox and its run is about to start (busy is set, so
+   * a flush waits for it): text pad upkeep that cannot wait for the result. May block
+   * downstream. NULL = none. */
+  void (*started) (FvlmWorker * worker, const FvlmRequest * req, gpointer user_data);
 } FvlmWorkerFuncs;
 
 /* Creates the session on @model and starts the thread. NULL + @error on failure. */

@@ -440,7 +440,8 @@ GST_START_TEST (test_no_model_text_eos)
           fvlm_test_frame (GST_VIDEO_FORMAT_I420, 16, 16, 1, 0, 0, 33 * MS)));
   fail_unless (gst_harness_push_event (h, gst_event_new_eos ()));
 
-  while ((ev = gst_harness_try_pull_event (ht))) {
+  /* the text pad's task pushes them: wait for each (up to a minute) */
+  while ((ev = gst_harness_pull_event (ht))) {
     switch (GST_EVENT_TYPE (ev)) {
       case GST_EVENT_STREAM_START:
         saw_stream_start = TRUE;
