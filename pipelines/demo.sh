@@ -2,8 +2,9 @@
 # pipelines/demo.sh — the main job, from a fresh Debian 12 machine: installs what is
 # missing, builds, makes the small model, and shows the engine and the element at work.
 #   bash pipelines/demo.sh            # everything below
-# Today the bundled model is a tiny RANDOM-weight FastVLM (architecture-complete, so every
-# stage runs for real, but its words are meaningless); the trained demo model replaces it.
+# It uses the trained demo model in models/ when it is there (it knows coloured shapes and
+# videotestsrc's patterns); otherwise the tiny RANDOM-weight FastVLM that the tests use
+# (architecture-complete, so every stage runs for real, but its words are meaningless).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../tests/setup.sh"
 fastvlm_install_deps
@@ -11,8 +12,14 @@ fastvlm_build
 fastvlm_make_tiny_model
 
 CLI="$FASTVLM_BUILD/tools/fastvlm"
-M="$FASTVLM_BUILD/models/tiny.gguf"
-P="$FASTVLM_BUILD/models/tiny-mmproj.gguf"
+if [ -f "$FASTVLM_ROOT/models/fastvlm-demo.gguf" ]; then
+    M="$FASTVLM_ROOT/models/fastvlm-demo.gguf"
+    P="$FASTVLM_ROOT/models/fastvlm-demo-mmproj.gguf"
+else
+    echo "(no trained demo model in models/: using the tiny random model — answers are noise)"
+    M="$FASTVLM_BUILD/models/tiny.gguf"
+    P="$FASTVLM_BUILD/models/tiny-mmproj.gguf"
+fi
 
 echo "== 1. text generation (fastvlm generate, greedy, 24 tokens)"
 "$CLI" generate -m "$M" --chat -p "Describe a red ball." -n 24
