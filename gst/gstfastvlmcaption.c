@@ -128,6 +128,7 @@
 
 #include "gstfastvlmcaption.h"
 #include "gstfastvlmcaptionmeta.h"
+#include "gstfastvlmdefaultmodel.h"
 #ifdef HAVE_FASTVLM_CONFIG
 #include "fastvlm-config.h"
 #endif
@@ -278,8 +279,11 @@ gst_fastvlm_caption_class_init (GstFastVLMCaptionClass * klass)
 
   g_object_class_install_property (gobject_class, PROP_MODEL,
       g_param_spec_string ("model", "Model",
-          "Path of the language-model GGUF (llama.cpp qwen2 layout). Unset: the element "
-          "only passes video through", NULL,
+          "Path of the language-model GGUF (llama.cpp qwen2 layout). Unset: the "
+          "built-in demo model (" FVLM_DEFAULT_MODEL_NAME ", a small captioner of "
+          "synthetic shapes and videotestsrc patterns) from $FASTVLM_MODEL_DIR, the "
+          "installed models directory or the source tree, with its mmproj when mmproj is "
+          "unset too. \"\" (empty): no model, video passes through", NULL,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_MMPROJ,
       g_param_spec_string ("mmproj", "Vision projector",
@@ -1091,7 +1095,28 @@ gst_fastvlm_caption_start (GstBaseTransform * trans)
 
   if (error)
     goto config_failed;
-  if (model_path == NULL || *model_path == '\0')
+  if (model_path == NULL) {
+    /* Never set: the built-in demo model (an explicit "" means no model). */
+    gchar *dm = NULL, *dp = NULL, *searched = NULL;
+
+    if (!fvlm_default_model_find (&dm, &dp, &searched)) {
+      GST_ELEMENT_WARNING (self, RESOURCE, NOT_FOUND,
+          ("No model set and the built-in demo model was not found: video passes "
+              "through without captions"),
+          ("looked for %s and %s in: %s; set the model and mmproj properties",
+              FVLM_DEFAULT_MODEL_NAME, FVLM_DEFAULT_MMPROJ_NAME, searched));
+      g_free (searched);
+      g_free (mmproj_path);
+      return TRUE;
+    }
+    GST_INFO_OBJECT (self, "no model set: using the demo model %s", dm);
+    model_path = dm;
+    if (mmproj_path == NULL)
+      mmproj_path = dp;
+    else
+      g_free (dp);
+  }
+  if (*model_path == '\0')
     goto no_model;
 
   gst_fastvlm_caption_post_progress (self, GST_PROGRESS_TYPE_START,
@@ -1144,8 +1169,9 @@ config_failed:
 no_model:
   {
     GST_ELEMENT_WARNING (self, RESOURCE, NOT_FOUND,
-        ("No model set: video passes through without captions"),
-        ("set the model and mmproj properties"));
+        ("Model set to \"\": video passes through without captions"),
+        ("set the model and mmproj properties, or leave model unset for the "
+            "built-in demo model"));
     g_free (model_path);
     g_free (mmproj_path);
     return TRUE;

@@ -8,9 +8,10 @@
 #   -q, --prompt TEXT      question asked of each frame (env FASTVLM_PROMPT)
 #   -i, --interval DUR     one caption per DUR at most: 500ms, 2s, 1.5s, ns (env FASTVLM_INTERVAL)
 #   -o, --option K=V       any other element property, repeatable (env FASTVLM_OPTIONS, spaces)
-# Without --config, the model files default to the tiny random test model that tests/run.sh
-# builds: $FASTVLM_BUILD/models/tiny.gguf and tiny-mmproj.gguf, FASTVLM_BUILD defaulting to
-# <repo>/build. With --config, the preset's model files are used unless -m/-p (or the
+# Without --config and -m, the element's built-in demo model is used (models/fastvlm-demo*.gguf,
+# found by the element itself); if it is not shipped, the tiny random test model that
+# tests/run.sh builds: $FASTVLM_BUILD/models/tiny.gguf and tiny-mmproj.gguf, FASTVLM_BUILD
+# defaulting to <repo>/build. With --config, the preset's model files are used unless -m/-p (or the
 # FASTVLM_MODEL/FASTVLM_MMPROJ variables) are given.
 # If GST_PLUGIN_PATH is unset and $FASTVLM_BUILD/gst holds the plugin, that is used.
 # A script may set FVLM_DEFAULTS (element properties) before calling fvlm_parse_args.
@@ -59,8 +60,12 @@ fvlm_parse_args() {
         esac
     done
     if [ -z "$config" ]; then
-        model=${model:-$FASTVLM_BUILD/models/tiny.gguf}
-        mmproj=${mmproj:-$FASTVLM_BUILD/models/tiny-mmproj.gguf}
+        # No model given: the element's built-in demo model (models/fastvlm-demo*.gguf) when
+        # it is shipped — the element finds it itself — else the tiny random test model.
+        if [ -z "$model" ] && [ ! -f "$FASTVLM_ROOT/models/fastvlm-demo.gguf" ]; then
+            model=$FASTVLM_BUILD/models/tiny.gguf
+            mmproj=${mmproj:-$FASTVLM_BUILD/models/tiny-mmproj.gguf}
+        fi
     else
         [ -f "$config" ] || fvlm_die "config file not found: $config"
     fi

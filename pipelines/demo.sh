@@ -35,10 +35,36 @@ if "$CLI" help | grep -q '^  run'; then
 fi
 
 if [ -f "$FASTVLM_BUILD/gst/libgstfastvlm.so" ]; then
-    echo "== 3. live captions: videotestsrc ! fastvlmcaption (captions as bus messages)"
-    GST_PLUGIN_PATH="$FASTVLM_BUILD/gst" timeout 120 gst-launch-1.0 -m \
-        videotestsrc num-buffers=90 is-live=true pattern=ball \
-        ! video/x-raw,width=320,height=240,framerate=15/1 \
-        ! fastvlmcaption model="$M" mmproj="$P" max-new-tokens=12 \
-        ! fakesink sync=true 2>&1 | grep -E 'fastvlm-caption|text=' | head -20 || true
+    export GST_PLUGIN_PATH="$FASTVLM_BUILD/gst"
+    # Without model=..., fastvlmcaption uses its built-in demo model (models/).
+    if [ "$M" = "$FASTVLM_ROOT/models/fastvlm-demo.gguf" ]; then FILES=(); else
+        FILES=(model="$M" mmproj="$P"); fi
+    CAPTIONS=("$PY" "$FASTVLM_ROOT/pipelines/captions.py")   # one line per caption
+    echo "== 3. live captions: videotestsrc ! fastvlmcaption ! fakesink (at most one per second)"
+    for pattern in smpte ball checkers-8 snow; do
+        echo "-- videotestsrc pattern=$pattern (live, 15 fps, 4 s)"
+        "${CAPTIONS[@]}" videotestsrc num-buffers=60 is-live=true pattern=$pattern \
+            ! video/x-raw,width=320,height=240,framerate=15/1 \
+            ! fastvlmcaption "${FILES[@]}" interval=1000000000 ! fakesink sync=true
+    done
+    echo
+    echo "== 4. two questions about a drawn scene, through the element (offline)"
+    scene="$FASTVLM_BUILD/models/demo-scene.png"
+    "$PY" - "$FASTVLM_ROOT/tools" "$scene" <<'PYEOF'
+import sys
+sys.path.insert(0, sys.argv[1])
+import demo_scenes as ds
+def obj(shape, colour, size, pos):
+    return {"shape": shape, "colour": colour, "size": size, "pos": pos, "dx": 0.0, "dy": 0.0,
+            "r": 0.5, "tint": [0, 0, 0]}
+ds.render_scene({"kind": "scene", "width": 320, "height": 240, "background": "grey",
+                 "bg_tint": [0, 0, 0], "objects": [obj("circle", "red", "large", "left"),
+                                                   obj("triangle", "blue", "small", "right")]}
+                ).save(sys.argv[2])
+PYEOF
+    echo "-- $scene (drawn: a large red circle on the left, a small blue triangle on the right, grey)"
+    "${CAPTIONS[@]}" filesrc location="$scene" ! pngdec \
+        ! fastvlmcaption "${FILES[@]}" mode=offline \
+            'prompts="<\"Describe the image.\", \"What color is the shape on the left?\">"' \
+        ! fakesink
 fi

@@ -10,6 +10,10 @@ position), whole captions, and each VQA category. With --torch HF_DIR the same q
 also go through the PyTorch model of tools/train_demo_model.py loaded from the Hugging Face
 checkpoint, and every answer where the two disagree is listed (a disagreement is a bug in
 the engine, the converter or the reference — not a property of the model).
+With --via element (or both) every image instead goes through a GStreamer pipeline,
+`filesrc ! pngdec ! fastvlmcaption mode=offline prompts=<all its questions> ! fakesink`, and
+the answers are read from the element's `fastvlm-caption` bus messages: the element's own
+preprocessing (GstVideoConverter + the ORC program) instead of the CLI's PIL-exact one.
 What it is not: the CI test (tests/demo_model/test_demo_model.py asserts a few known
 answers) and not a benchmark of speed.
 
@@ -17,6 +21,7 @@ Usage:
   eval_demo.py [--cli build/tools/fastvlm] [--model models/fastvlm-demo.gguf]
                [--mmproj models/fastvlm-demo-mmproj.gguf] [--seed 1000] [--scenes 200]
                [--no-patterns] [--torch models/fastvlm-demo-hf] [--out table.md] [-j 1]
+               [--via cli|element|both] [--plugin-path build/gst]
 """
 
 import argparse
@@ -51,6 +56,66 @@ def run_cli(cli, model, mmproj, image, question, threads=1):
         raise RuntimeError(f"fastvlm run failed ({r.returncode}) on {image} / {question!r}: "
                            f"{r.stderr.strip()}")
     return r.stdout.strip()
+
+
+class ElementAsker:
+    """Answers through fastvlmcaption: one offline pipeline per image, all its questions in
+    the `prompts` property, answers taken from the `fastvlm-caption` element messages."""
+
+    def __init__(self, model, mmproj, plugin_path):
+        if plugin_path:
+            os.environ["GST_PLUGIN_PATH"] = os.path.abspath(plugin_path)
+        import gi
+        gi.require_version("Gst", "1.0")
+        from gi.repository import Gst
+        Gst.init(None)
+        if Gst.ElementFactory.find("fastvlmcaption") is None:
+            raise RuntimeError("fastvlmcaption not found (set --plugin-path)")
+        self.Gst, self.model, self.mmproj = Gst, model, mmproj
+
+    def ask_all(self, png, questions):
+        return self.ask_source(f'filesrc location="{png}" ! pngdec', questions, png)
+
+    def ask_source(self, source, questions, name=None):
+        """Runs `SOURCE ! fastvlmcaption mode=offline prompts=<questions> ! fakesink` to EOS;
+        returns the answers in question order. model/mmproj None = the element's default."""
+        Gst = self.Gst
+        name = name or source
+        for q in questions:
+            if '"' in q or "\\" in q:
+                raise ValueError(f"question not representable in a launch line: {q!r}")
+        arr = ", ".join(f'\\"{q}\\"' for q in questions)
+        files = ""
+        if self.model:
+            files += f' model="{self.model}"'
+        if self.mmproj:
+            files += f' mmproj="{self.mmproj}"'
+        desc = (f'{source} ! fastvlmcaption mode=offline threads=1 max-new-tokens=96{files} '
+                f'prompts="<{arr}>" ! fakesink')
+        pipe = Gst.parse_launch(desc)
+        answers = [None] * len(questions)
+        try:
+            pipe.set_state(Gst.State.PLAYING)
+            bus = pipe.get_bus()
+            while True:
+                m = bus.timed_pop_filtered(300 * Gst.SECOND, Gst.MessageType.EOS
+                                           | Gst.MessageType.ERROR | Gst.MessageType.ELEMENT)
+                if m is None:
+                    raise RuntimeError(f"{name}: no EOS within 300 s")
+                if m.type == Gst.MessageType.ERROR:
+                    e, dbg = m.parse_error()
+                    raise RuntimeError(f"{name}: {e.message} ({dbg})")
+                if m.type == Gst.MessageType.EOS:
+                    break
+                st = m.get_structure()
+                if st is not None and st.get_name() == "fastvlm-caption":
+                    answers[st.get_value("prompt-index")] = st.get_value("text").strip()
+        finally:
+            pipe.set_state(Gst.State.NULL)
+        if any(a is None for a in answers):
+            raise RuntimeError(f"{name}: {answers.count(None)} of {len(questions)} questions "
+                               "got no fastvlm-caption message")
+        return answers
 
 
 class TorchModel:
@@ -126,14 +191,33 @@ def main(argv=None):
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "fastvlm-vts-cache"))
     ap.add_argument("-j", "--jobs", type=int, default=1, help="CLI processes in parallel")
     ap.add_argument("--show-errors", type=int, default=20)
+    ap.add_argument("--via", choices=["cli", "element", "both"], default="cli",
+                    help="answer through the CLI, the GStreamer element, or both (two tables)")
+    ap.add_argument("--plugin-path", default=os.path.join(ROOT, "build", "gst"),
+                    help="GST_PLUGIN_PATH for --via element")
     a = ap.parse_args(argv)
+    rc = 0
+    for via in (["cli", "element"] if a.via == "both" else [a.via]):
+        rc |= evaluate(a, via)
+    return rc
+
+
+def evaluate(a, via):
 
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="fastvlm-eval-") as work:
         items = held_out_set(a.seed, a.scenes, not a.no_patterns, work, a.cache)
         jobs = [(png, item, c, q, ans) for png, item, qa in items for c, q, ans in qa]
-        with concurrent.futures.ThreadPoolExecutor(max(1, a.jobs)) as ex:
-            got = list(ex.map(lambda j: run_cli(a.cli, a.model, a.mmproj, j[0], j[3]), jobs))
+        if via == "cli":
+            with concurrent.futures.ThreadPoolExecutor(max(1, a.jobs)) as ex:
+                got = list(ex.map(lambda j: run_cli(a.cli, a.model, a.mmproj, j[0], j[3]),
+                                  jobs))
+        else:
+            el = ElementAsker(a.model, a.mmproj, a.plugin_path)
+            with concurrent.futures.ThreadPoolExecutor(max(1, a.jobs)) as ex:
+                per_image = list(ex.map(lambda it: el.ask_all(it[0], [q for _, q, _ in it[2]]),
+                                        items))
+            got = [g for answers in per_image for g in answers]
         torch_got = None
         if a.torch:
             tm = TorchModel(a.torch)
@@ -182,7 +266,10 @@ def main(argv=None):
     n_img = len(items)
     head = (f"held-out set: seed {a.seed}, {sum(1 for i in items if i[1]['kind'] == 'scene')} scenes, "
             f"{sum(1 for i in items if i[1]['kind'] == 'pattern')} pattern frames, {len(jobs)} "
-            f"questions through `{os.path.basename(a.cli)} run` in {t_run:.0f} s")
+            "questions through "
+            + (f"`{os.path.basename(a.cli)} run`" if via == "cli" else
+               "the fastvlmcaption element (offline pipelines, `prompts`)")
+            + f" in {t_run:.0f} s")
     table = head + "\n\n" + "\n".join(lines)
     print(table)
     if errors and a.show_errors:
@@ -197,8 +284,9 @@ def main(argv=None):
             print(f"  {os.path.basename(j[0])} {j[3]!r}\n    C:     {g!r}\n    torch: {t!r}")
         table += f"\n\nC engine vs PyTorch (same checkpoint): {len(jobs) - len(diff)} / {len(jobs)} answers identical"
     if a.out:
-        with open(a.out, "w", encoding="utf-8") as f:
-            f.write(table + "\n")
+        with open(a.out, "a" if via == "element" and a.via == "both" else "w",
+                  encoding="utf-8") as f:
+            f.write(table + "\n\n")
     return 0
 
 

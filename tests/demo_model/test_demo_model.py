@@ -6,11 +6,16 @@ What it is: a fast (< 1 min) regression test of the whole chain — GGUF loading
 decoding, preprocessing, FastViTHD tower, projector, Qwen2 decoder, tokenizer, greedy
 decoding — on inputs whose right answers are known exactly. Scenes are drawn by
 tools/demo_scenes.py from the hand-written descriptions below; patterns are real
-videotestsrc frames (skipped when gst-launch-1.0 is missing).
+videotestsrc frames (a failure when gst-launch-1.0 is missing).
+The same known answers are then asked through the fastvlmcaption element with its `model`
+property left UNSET (the built-in demo model must be found on its own): real `videotestsrc`
+patterns straight into the element, and the scene PNGs through `filesrc ! pngdec`, read back
+from the `fastvlm-caption` bus messages.
 What it is not: the accuracy measurement (tests/demo_model/eval_demo.py does that on a
 held-out set) and not a test of the trainer (test_train_smoke.py).
 
-Environment (set by tests/meson.build): FASTVLM_CLI, FASTVLM_SRCDIR. Exit 77 = skipped.
+Environment (set by tests/meson.build): FASTVLM_CLI, FASTVLM_SRCDIR, FASTVLM_BUILDDIR (the
+plugin is loaded from BUILDDIR/gst). Exit 77 = skipped.
 """
 
 import os
@@ -82,6 +87,43 @@ PATTERNS = [
 ]
 
 
+N_ELEMENT = [0]
+
+
+def element_cases(work, scenes):
+    """The known answers through the element (default model). Returns failure lines."""
+    import demo_scenes as ds
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from eval_demo import ElementAsker
+    build = os.environ.get("FASTVLM_BUILDDIR", os.path.join(SRC, "build"))
+    os.environ.pop("FASTVLM_MODEL_DIR", None)   # the source tree's models/ must be found
+    el = ElementAsker(None, None, os.path.join(build, "gst"))
+    failures = []
+    cases = []   # (source launch fragment, name, [(question, answer)])
+    for i, (sc, qa) in enumerate(scenes):
+        png = os.path.join(work, f"scene{i}.png")
+        cases.append((f'filesrc location="{png}" ! pngdec', f"scene{i}.png", qa))
+    for name, frame, qa in PATTERNS:
+        if frame == 0:
+            cases.append((f"videotestsrc pattern={name} num-buffers=1 ! "
+                          "video/x-raw,width=320,height=240", f"videotestsrc {name}", qa))
+    for source, name, qa in cases:
+        qs = [q or ds.DEFAULT_PROMPT for q, _ in qa]
+        try:
+            got = el.ask_source(source, qs, name)
+        except RuntimeError as e:
+            failures.append(f"element {name}: {e}")
+            N_ELEMENT[0] += len(qs)
+            continue
+        for q, (_, want), g in zip(qs, qa, got):
+            N_ELEMENT[0] += 1
+            if g != want:
+                failures.append(f"element {name} {q!r}:\n    want {want!r}\n    got  {g!r}")
+            else:
+                print(f"ok   element {name} {q!r} -> {g!r}")
+    return failures
+
+
 def main():
     cli = os.environ.get("FASTVLM_CLI")
     model = os.path.join(SRC, "models", "fastvlm-demo.gguf")
@@ -116,7 +158,7 @@ def main():
                 Image.fromarray(img).save(png)
                 cases += [(png, q, a) for q, a in qa]
         else:
-            print("note: gst-launch-1.0 not found, pattern cases skipped")
+            failures.append("gst-launch-1.0 not found: the pattern cases could not run")
         for png, q, want in cases:
             args = [cli, "run", "-m", model, "--mmproj", mmproj, "--image", png, "-n", "96",
                     "-t", "1"]
@@ -133,6 +175,11 @@ def main():
                 failures.append(f"{os.path.basename(png)} {q_txt!r}:\n    want {want!r}\n    got  {got!r}")
             else:
                 print(f"ok   {os.path.basename(png)} {q_txt!r} -> {got!r}")
+        if shutil.which("gst-launch-1.0"):
+            failures += element_cases(work, SCENES)
+            n += N_ELEMENT[0]
+        else:
+            failures.append("gst-launch-1.0 not found: the element cases could not run")
     for f in failures:
         print("FAIL " + f)
     print(f"{n - len(failures)} / {n} answers correct")
