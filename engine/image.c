@@ -27,7 +27,6 @@
 #include "vision.h"
 
 #define IMG_PRECISION_BITS 22          /* fixed-point fraction bits of the coefficients */
-#define IMG_MAX_SIDE 65536             /* longest accepted side (also of the padded square) */
 #define IMG_MAX_OUT 16384              /* largest output side */
 
 /* PIL's bicubic kernel, a = −0.5, support 2. */
@@ -155,13 +154,13 @@ fastvlm_status fvlm_image_preprocess(const uint8_t *rgb, int32_t width, int32_t 
                               ">= 1", width, height);
     if ((uint64_t)width * (uint64_t)height > FASTVLM_MAX_IMAGE_PIXELS)
         return fvlm_set_error(err, FASTVLM_ERR_IMAGE, "image %dx%d: %llu pixels is over the "
-                              "limit of %u", width, height,
+                              "limit of %u (FASTVLM_MAX_IMAGE_PIXELS)", width, height,
                               (unsigned long long)width * (unsigned long long)height,
                               FASTVLM_MAX_IMAGE_PIXELS);
-    if (width > IMG_MAX_SIDE || height > IMG_MAX_SIDE)
-        return fvlm_set_error(err, FASTVLM_ERR_IMAGE, "image %dx%d: a side over %d pixels "
-                              "(the padded square would be too large)", width, height,
-                              IMG_MAX_SIDE);
+    if (width > FASTVLM_MAX_IMAGE_SIDE || height > FASTVLM_MAX_IMAGE_SIDE)
+        return fvlm_set_error(err, FASTVLM_ERR_IMAGE, "image %dx%d: a side is over the limit "
+                              "of %d pixels (FASTVLM_MAX_IMAGE_SIDE)", width, height,
+                              FASTVLM_MAX_IMAGE_SIDE);
     if (stride < (size_t)width * 3)
         return fvlm_set_error(err, FASTVLM_ERR_IMAGE, "image %dx%d: row stride %zu is less "
                               "than 3*width = %lld bytes", width, height, stride,

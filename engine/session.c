@@ -25,6 +25,7 @@
  * image features handle (session_features.c).
  */
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "session_impl.h"
@@ -79,10 +80,11 @@ fastvlm_status fastvlm_session_new(const fastvlm_model *model,
     if (params->image_size != 0 && model->vision) {
         const int32_t stride = model->info.patch_stride > 0 ? model->info.patch_stride : 64;
         if (params->image_size < stride || params->image_size % stride != 0 ||
-            params->image_size > 4096)
+            params->image_size > FASTVLM_MAX_IMAGE_SIZE)
             return fvlm_set_error(err, FASTVLM_ERR_INVALID_ARG,
                                   "fastvlm_session_new: image_size %d must be a multiple of %d "
-                                  "in [%d, 4096]", params->image_size, stride, stride);
+                                  "in [%d, %d] (FASTVLM_MAX_IMAGE_SIZE)", params->image_size,
+                                  stride, stride, FASTVLM_MAX_IMAGE_SIZE);
     }
 
     s = calloc(1, sizeof *s);
@@ -307,10 +309,11 @@ static fastvlm_status check_vision(const fastvlm_session *s, fastvlm_error *err)
 static fastvlm_status check_size(const fastvlm_session *s, int32_t size, fastvlm_error *err)
 {
     const int32_t stride = s->model->info.patch_stride;
-    if (stride <= 0 || size < stride || size % stride != 0 || size > 4096)
+    if (stride <= 0 || size < stride || size % stride != 0 || size > FASTVLM_MAX_IMAGE_SIZE)
         return fvlm_set_error(err, FASTVLM_ERR_IMAGE,
-                              "image: size %d must be a multiple of %d in [%d, 4096]", size,
-                              stride, stride);
+                              "image: size %d must be a multiple of %d in [%d, %d] "
+                              "(FASTVLM_MAX_IMAGE_SIZE)", size, stride, stride,
+                              FASTVLM_MAX_IMAGE_SIZE);
     return FASTVLM_OK;
 }
 
@@ -511,6 +514,19 @@ static int32_t min_i32(int32_t a, int32_t b)
     return a < b ? a : b;
 }
 
+/* FASTVLM_MAX_PROMPT_BYTES for a prompt or system prompt (`what`, in `fn`); NULL passes. */
+static fastvlm_status check_prompt_bytes(const char *fn, const char *what, const char *text,
+                                         fastvlm_error *err)
+{
+    const size_t n = text ? strlen(text) : 0;
+    if (n > FASTVLM_MAX_PROMPT_BYTES)
+        return fvlm_set_error(err, FASTVLM_ERR_INVALID_ARG,
+                              "%s: %s is %zu bytes, over the limit of %d "
+                              "(FASTVLM_MAX_PROMPT_BYTES)", fn, what, n,
+                              FASTVLM_MAX_PROMPT_BYTES);
+    return FASTVLM_OK;
+}
+
 fastvlm_status fastvlm_session_ask(fastvlm_session *s, const fastvlm_generate_params *params,
                                    fastvlm_result *out, fastvlm_error *err)
 {
@@ -531,7 +547,7 @@ fastvlm_status fastvlm_session_ask(fastvlm_session *s, const fastvlm_generate_pa
     fastvlm_detok detok;
     fastvlm_status st = FASTVLM_OK;
     abort_ctx ab;
-    int32_t n_img, n_prompt, n_gen_cap, n_reuse;
+    int32_t n_img, n_prompt, n_gen_cap, n_alloc, n_reuse;
     char piece[1024];
     double t0;
 
@@ -547,6 +563,10 @@ fastvlm_status fastvlm_session_ask(fastvlm_session *s, const fastvlm_generate_pa
     if (params->max_new_tokens < 0)
         return fvlm_set_error(err, FASTVLM_ERR_INVALID_ARG,
                               "fastvlm_session_ask: max_new_tokens %d < 0", params->max_new_tokens);
+    if ((st = check_prompt_bytes("fastvlm_session_ask", "prompt", params->prompt, err)) ||
+        (st = check_prompt_bytes("fastvlm_session_ask", "system prompt", params->system_prompt,
+                                 err)))
+        return st;
     if (params->n_draft < 0 || (params->n_draft > 0 && !params->draft))
         return fvlm_set_error(err, FASTVLM_ERR_INVALID_ARG,
                               "fastvlm_session_ask: draft is NULL with n_draft %d",
@@ -679,16 +699,20 @@ fastvlm_status fastvlm_session_ask(fastvlm_session *s, const fastvlm_generate_pa
         goto done;
     }
 
-    /* The repetition penalty looks at the prompt's text tokens and the answer so far. */
+    /* The repetition penalty looks at the prompt's text tokens and the answer so far.
+     * At most n_ctx - n_prompt + 1 tokens fit (every one but the last is evaluated): a
+     * larger max_new_tokens ends at the context (STOP_CONTEXT) and must not size the
+     * buffers below. */
     n_gen_cap = params->max_new_tokens;
-    if ((st = idvec_reserve(&hist, pre.n + post.n + (size_t)n_gen_cap + 1, err)) != FASTVLM_OK)
+    n_alloc = min_i32(n_gen_cap, s->n_ctx - n_prompt + 1);
+    if ((st = idvec_reserve(&hist, pre.n + post.n + (size_t)n_alloc + 1, err)) != FASTVLM_OK)
         goto done;
     if (pre.n)
         memcpy(hist.v, pre.v, pre.n * sizeof *hist.v);
     if (post.n)
         memcpy(hist.v + pre.n, post.v, post.n * sizeof *hist.v);
     hist.n = pre.n + post.n;
-    out->tokens = malloc(((size_t)n_gen_cap + 1) * sizeof *out->tokens);
+    out->tokens = malloc(((size_t)n_alloc + 1) * sizeof *out->tokens);
     if (!out->tokens) {
         st = fvlm_set_error(err, FASTVLM_ERR_NOMEM, "ask: out of memory");
         goto done;
@@ -863,14 +887,25 @@ fastvlm_status fastvlm_session_ask_many(fastvlm_session *s, const fastvlm_genera
         return fvlm_set_error(err, FASTVLM_ERR_INVALID_ARG,
                               "fastvlm_session_ask_many: NULL session/prompts/results or "
                               "n_prompts %d < 1", n_prompts);
+    if (n_prompts > FASTVLM_MAX_PROMPTS)
+        return fvlm_set_error(err, FASTVLM_ERR_INVALID_ARG,
+                              "fastvlm_session_ask_many: %d prompts, over the limit of %d "
+                              "(FASTVLM_MAX_PROMPTS)", n_prompts, FASTVLM_MAX_PROMPTS);
+    for (int32_t i = 0; i < n_prompts; i++) {
+        char what[32];
+        fastvlm_status st;
+        if (!prompts[i])
+            return fvlm_set_error(err, FASTVLM_ERR_INVALID_ARG,
+                                  "fastvlm_session_ask_many: prompts[%d] is NULL", i);
+        snprintf(what, sizeof what, "prompts[%d]", i);
+        if ((st = check_prompt_bytes("fastvlm_session_ask_many", what, prompts[i], err)))
+            return st;
+    }
     gp = params ? *params : defaults;
     gp.draft = NULL;
     gp.n_draft = 0;
     for (int32_t i = 0; i < n_prompts; i++) {
         fastvlm_status st;
-        if (!prompts[i])
-            return fvlm_set_error(err, FASTVLM_ERR_INVALID_ARG,
-                                  "fastvlm_session_ask_many: prompts[%d] is NULL", i);
         gp.prompt = prompts[i];
         fastvlm_result_clear(&results[i]);
         st = fastvlm_session_ask(s, &gp, &results[i], err);

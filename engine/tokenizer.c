@@ -879,8 +879,10 @@ static void put(char *out, size_t cap, size_t *w, const unsigned char *b, size_t
 }
 
 /* Moves the pending bytes plus b[0..n) to out as complete UTF-8 characters; an invalid
- * sequence (its maximal valid prefix, Unicode §3.9) becomes U+FFFD. A valid but incomplete
- * sequence at the end stays pending, unless `final`, when it too becomes U+FFFD. */
+ * sequence (its maximal valid prefix, Unicode §3.9) becomes U+FFFD, and so does a NUL byte
+ * (a C string cannot carry it: a byte-0 token would silently cut the text). A valid but
+ * incomplete sequence at the end stays pending, unless `final`, when it too becomes
+ * U+FFFD. */
 static size_t detok_run(fastvlm_detok *d, const unsigned char *b, size_t n, bool final,
                         char *out, size_t cap)
 {
@@ -896,7 +898,10 @@ static size_t detok_run(fastvlm_detok *d, const unsigned char *b, size_t n, bool
         unsigned char c = AT(i), tmp[4];
         size_t len, k;
         if (c < 0x80) {
-            put(out, cap, &w, &c, 1);
+            if (c)
+                put(out, cap, &w, &c, 1);
+            else
+                put(out, cap, &w, fffd, 3);
             i++;
             continue;
         }

@@ -48,7 +48,7 @@
 #define VIS_MAX_WIDTH 65536
 #define VIS_MAX_DEPTH 4096
 #define VIS_MAX_KERNEL 15
-#define VIS_MAX_SIZE 4096          /* largest accepted input side, pixels */
+#define VIS_MAX_SIZE FASTVLM_MAX_IMAGE_SIZE /* largest accepted input side, pixels */
 #define VIS_FFN_KERNEL 7           /* ConvFFN depthwise kernel (fixed by the architecture) */
 #define VIS_EXP_KERNEL 3           /* conv_exp kernel (fixed by the architecture) */
 #define VIS_STEM_STRIDE 2          /* stride of stem convs 0 and 1 */

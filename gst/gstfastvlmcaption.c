@@ -152,6 +152,9 @@ GST_DEBUG_CATEGORY_STATIC (gst_fastvlm_caption_debug);
 #define DEFAULT_REUSE TRUE
 /* fingerprint distance in grey levels; measured in docs/reuse.md ("The element") */
 #define DEFAULT_REUSE_THRESHOLD 2.0
+/* Longest caption the max-new-tokens property allows (docs/limits.md); the other limits
+ * on what the element takes are the engine's (fastvlm.h). */
+#define MAX_NEW_TOKENS_LIMIT 4096
 
 enum
 {
@@ -297,12 +300,17 @@ gst_fastvlm_caption_class_init (GstFastVLMCaptionClass * klass)
   g_object_class_install_property (gobject_class, PROP_PROMPT,
       g_param_spec_string ("prompt", "Prompt",
           "Question asked about each sampled frame; a change applies to the next "
-          "request and gets a new prompt-id", DEFAULT_PROMPT,
+          "request and gets a new prompt-id. At most "
+          G_STRINGIFY (FASTVLM_MAX_PROMPT_BYTES) " bytes: a longer one is "
+          "refused (WARNING; the next start fails until a valid one is set)",
+          DEFAULT_PROMPT,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_SYSTEM_PROMPT,
       g_param_spec_string ("system-prompt", "System prompt",
           "System message of the chat template; a change applies to the next request "
-          "and gets a new prompt-id", DEFAULT_SYSTEM_PROMPT,
+          "and gets a new prompt-id. At most " G_STRINGIFY (FASTVLM_MAX_PROMPT_BYTES)
+          " bytes, refused like prompt",
+          DEFAULT_SYSTEM_PROMPT,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_PROMPT_ID,
       g_param_spec_uint ("prompt-id", "Prompt id",
@@ -310,7 +318,7 @@ gst_fastvlm_caption_class_init (GstFastVLMCaptionClass * klass)
           0, G_MAXUINT, 1, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
   g_object_class_install_property (gobject_class, PROP_MAX_NEW_TOKENS,
       g_param_spec_uint ("max-new-tokens", "Max new tokens",
-          "Longest caption, in tokens", 1, 4096, DEFAULT_MAX_NEW_TOKENS,
+          "Longest caption, in tokens", 1, MAX_NEW_TOKENS_LIMIT, DEFAULT_MAX_NEW_TOKENS,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_TEMPERATURE,
       g_param_spec_float ("temperature", "Temperature",
@@ -329,7 +337,7 @@ gst_fastvlm_caption_class_init (GstFastVLMCaptionClass * klass)
   g_object_class_install_property (gobject_class, PROP_IMAGE_SIZE,
       g_param_spec_int ("image-size", "Image size",
           "Side of the square the model sees, pixels, a multiple of 64; 0 = the model's "
-          "own (1024 for FastVLM)", 0, 4096, DEFAULT_IMAGE_SIZE,
+          "own (1024 for FastVLM)", 0, FASTVLM_MAX_IMAGE_SIZE, DEFAULT_IMAGE_SIZE,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_THREADS,
       g_param_spec_int ("threads", "Threads",
@@ -387,7 +395,9 @@ gst_fastvlm_caption_class_init (GstFastVLMCaptionClass * klass)
       gst_param_spec_array ("prompts", "Prompts",
           "Several questions asked about each sampled frame, one result each (with "
           "prompt-index); when not empty it overrides prompt. A change applies to the "
-          "next request and gets a new prompt-id",
+          "next request and gets a new prompt-id. At most "
+          G_STRINGIFY (FASTVLM_MAX_PROMPTS) " questions of at most "
+          G_STRINGIFY (FASTVLM_MAX_PROMPT_BYTES) " bytes each, refused like prompt",
           g_param_spec_string ("question", "Question", "One question", NULL,
               G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS),
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
@@ -411,7 +421,9 @@ gst_fastvlm_caption_class_init (GstFastVLMCaptionClass * klass)
    * @question: a one-shot question
    *
    * Asks @question about the next frame (sampled at once, whatever the interval),
-   * instead of the prompt, until it is answered. Returns its prompt-id.
+   * instead of the prompt, until it is answered. Returns its prompt-id, or 0 when
+   * @question is refused: longer than FASTVLM_MAX_PROMPT_BYTES (a WARNING message
+   * names the limit and the length).
    */
   gst_fastvlm_caption_signals[SIGNAL_ASK] =
       g_signal_new_class_handler ("ask", G_TYPE_FROM_CLASS (klass),
@@ -510,6 +522,8 @@ gst_fastvlm_caption_finalize (GObject * object)
   g_free (self->prompt);
   g_free (self->system_prompt);
   g_strfreev (self->prompts);
+  for (guint i = 0; i < G_N_ELEMENTS (self->refused); i++)
+    g_free (self->refused[i]);
   g_free (self->oneshot_prompt);
   g_free (self->overlay_text);
   g_queue_clear_full (&self->pending_metas, (GDestroyNotify) gst_structure_free);
@@ -545,6 +559,66 @@ done:
   GST_OBJECT_UNLOCK (self);
 }
 
+/* Indices of GstFastVLMCaption.refused. */
+typedef enum
+{
+  FVLM_REFUSED_PROMPT,
+  FVLM_REFUSED_SYSTEM_PROMPT,
+  FVLM_REFUSED_PROMPTS
+} FvlmRefused;
+
+/* NULL when question @s (named @what) is within FASTVLM_MAX_PROMPT_BYTES, else why not. */
+static gchar *
+gst_fastvlm_caption_check_prompt (const gchar * what, const gchar * s)
+{
+  gsize n = s ? strlen (s) : 0;
+
+  if (n > FASTVLM_MAX_PROMPT_BYTES)
+    return g_strdup_printf ("%s is %" G_GSIZE_FORMAT " bytes, over the limit of "
+        "%d bytes (FASTVLM_MAX_PROMPT_BYTES)", what, n, FASTVLM_MAX_PROMPT_BYTES);
+  return NULL;
+}
+
+/* The same for `prompts` (NULL-terminated, or NULL): their number and each one. */
+static gchar *
+gst_fastvlm_caption_check_prompts (gchar ** prompts)
+{
+  guint n = prompts ? g_strv_length (prompts) : 0;
+
+  if (n > FASTVLM_MAX_PROMPTS)
+    return g_strdup_printf ("prompts has %u questions, over the limit of %d "
+        "(FASTVLM_MAX_PROMPTS)", n, FASTVLM_MAX_PROMPTS);
+  for (guint i = 0; i < n; i++) {
+    gchar *what = g_strdup_printf ("prompts[%u]", i);
+    gchar *why = gst_fastvlm_caption_check_prompt (what, prompts[i]);
+
+    g_free (what);
+    if (why)
+      return why;
+  }
+  return NULL;
+}
+
+/* Records (or, with @why NULL, clears) the refusal of property @which; takes @why. Call
+ * with the object lock held. */
+static void
+gst_fastvlm_caption_set_refused (GstFastVLMCaption * self, FvlmRefused which,
+    gchar * why)
+{
+  g_free (self->refused[which]);
+  self->refused[which] = why;
+}
+
+/* Says a value was refused: a WARNING on the bus (lost when the element has no bus
+ * yet, which is why start() reports it again). Lock not held. */
+static void
+gst_fastvlm_caption_post_refused (GstFastVLMCaption * self, const gchar * why)
+{
+  GST_WARNING_OBJECT (self, "%s: refused", why);
+  GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+      ("%s: refused, the previous value is kept", why), (NULL));
+}
+
 /* `prompts` as a NULL-terminated copy, or NULL when empty (strings that are not
  * strings, or NULL, are skipped). */
 static gchar **
@@ -573,6 +647,7 @@ gst_fastvlm_caption_set_property (GObject * object, guint prop_id,
 {
   GstFastVLMCaption *self = GST_FASTVLM_CAPTION (object);
   gboolean latency_changed = FALSE;
+  gchar *refused = NULL;
 
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
@@ -602,12 +677,19 @@ gst_fastvlm_caption_set_property (GObject * object, guint prop_id,
     }
     case PROP_PROMPT:
     case PROP_SYSTEM_PROMPT:{
-      gchar **field = prop_id == PROP_PROMPT ? &self->prompt :
-          &self->system_prompt;
+      gboolean is_prompt = prop_id == PROP_PROMPT;
+      gchar **field = is_prompt ? &self->prompt : &self->system_prompt;
       const gchar *s = g_value_get_string (value);
+      gchar *why = gst_fastvlm_caption_check_prompt (pspec->name, s);
 
+      gst_fastvlm_caption_set_refused (self, is_prompt ? FVLM_REFUSED_PROMPT :
+          FVLM_REFUSED_SYSTEM_PROMPT, g_strdup (why));
+      if (why) {
+        refused = why;
+        break;
+      }
       if (s == NULL)
-        s = prop_id == PROP_PROMPT ? DEFAULT_PROMPT : DEFAULT_SYSTEM_PROMPT;
+        s = is_prompt ? DEFAULT_PROMPT : DEFAULT_SYSTEM_PROMPT;
       if (g_strcmp0 (*field, s) != 0) {
         g_free (*field);
         *field = g_strdup (s);
@@ -660,7 +742,15 @@ gst_fastvlm_caption_set_property (GObject * object, guint prop_id,
       break;
     case PROP_PROMPTS:{
       gchar **prompts = gst_fastvlm_caption_prompts_from_value (value);
+      gchar *why = gst_fastvlm_caption_check_prompts (prompts);
 
+      gst_fastvlm_caption_set_refused (self, FVLM_REFUSED_PROMPTS,
+          g_strdup (why));
+      if (why) {
+        refused = why;
+        g_strfreev (prompts);
+        break;
+      }
       if (!g_strv_equal ((const gchar * const *) (prompts ? prompts :
                   (gchar *[]) {NULL}), (const gchar * const *) (self->prompts ?
                   self->prompts : (gchar *[]) {NULL}))) {
@@ -678,6 +768,10 @@ gst_fastvlm_caption_set_property (GObject * object, guint prop_id,
   }
   GST_OBJECT_UNLOCK (self);
 
+  if (refused) {
+    gst_fastvlm_caption_post_refused (self, refused);
+    g_free (refused);
+  }
   /* the declared latency changed: let the pipeline recompute it */
   if (latency_changed)
     gst_element_post_message (GST_ELEMENT (self),
@@ -791,8 +885,14 @@ gst_fastvlm_caption_get_property (GObject * object, guint prop_id,
 static guint
 gst_fastvlm_caption_ask (GstFastVLMCaption * self, const gchar * question)
 {
+  gchar *why = gst_fastvlm_caption_check_prompt ("ask question", question);
   guint id;
 
+  if (why) {
+    gst_fastvlm_caption_post_refused (self, why);
+    g_free (why);
+    return 0;
+  }
   GST_OBJECT_LOCK (self);
   g_free (self->oneshot_prompt);
   self->oneshot_prompt = g_strdup (question);
@@ -1068,7 +1168,7 @@ static gboolean
 gst_fastvlm_caption_start (GstBaseTransform * trans)
 {
   GstFastVLMCaption *self = GST_FASTVLM_CAPTION (trans);
-  gchar *model_path, *mmproj_path, *text;
+  gchar *model_path, *mmproj_path, *text, *refused = NULL;
   gint image_size, n_threads;
   GError *error = NULL;
   fastvlm_session_params sp;
@@ -1078,6 +1178,8 @@ gst_fastvlm_caption_start (GstBaseTransform * trans)
   GST_OBJECT_LOCK (self);
   if (self->config_error)
     error = g_error_copy (self->config_error);
+  for (guint i = 0; i < G_N_ELEMENTS (self->refused) && !refused; i++)
+    refused = g_strdup (self->refused[i]);
   model_path = g_strdup (self->model_path);
   mmproj_path = g_strdup (self->mmproj_path);
   image_size = self->image_size;
@@ -1095,6 +1197,8 @@ gst_fastvlm_caption_start (GstBaseTransform * trans)
 
   if (error)
     goto config_failed;
+  if (refused)
+    goto refused;
   if (model_path == NULL) {
     /* Never set: the built-in demo model (an explicit "" means no model). */
     gchar *dm = NULL, *dp = NULL, *searched = NULL;
@@ -1164,6 +1268,13 @@ config_failed:
   {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
         ("Invalid configuration file: %s", error->message), (NULL));
+    goto failed;
+  }
+refused:
+  {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+        ("%s (the value was refused; set one within the limit)", refused), (NULL));
+    g_free (refused);
     goto failed;
   }
 no_model:

@@ -50,6 +50,9 @@ struct _GstFastVLMCaption
   gchar *mmproj_path;
   gchar *config_path;
   GError *config_error;         /* from the last `config`, reported by start() */
+  /* the last value refused by a limit (docs/limits.md), per FvlmRefused property; cleared
+   * by a value within it, reported by start() */
+  gchar *refused[3];
   gboolean applying_config;
   gchar *prompt;
   gchar *system_prompt;

@@ -269,19 +269,47 @@ fvlm_text_src_fill (FvlmTextSrc * ts, GstClockTime until)
   g_mutex_unlock (&ts->lock);
 }
 
+/* The bytes of a text buffer for caption @text: valid UTF-8 (text/x-raw,format=utf8
+ * requires it; the engine's text already is, this makes sure), without C0 control
+ * characters other than \n and \t — a model may emit any byte, and a subtitle renderer
+ * or file format (WebVTT, SRT) must not see them. Returns a new string. */
+static gchar *
+fvlm_text_src_clean (const gchar * text)
+{
+  gchar *valid = g_utf8_make_valid (text ? text : "", -1);
+  gchar *w = valid;
+
+  for (const gchar * r = valid; *r; r++) {
+    guchar c = (guchar) * r;
+
+    if (c >= 0x20 || c == '\n' || c == '\t')
+      *w++ = *r;
+  }
+  *w = '\0';
+  return valid;
+}
+
 GstFlowReturn
 fvlm_text_src_push_caption (FvlmTextSrc * ts, const GstSegment * segment,
     GstClockTime pts, GstClockTime duration, const gchar * text)
 {
   GstBuffer *buffer;
   GstFlowReturn ret = GST_FLOW_OK;
-  gsize len = text ? strlen (text) : 0;
+  gchar *clean;
+  gsize len;
 
   if (!fvlm_text_src_prepare (ts, segment))
     return GST_FLOW_FLUSHING;
   fvlm_text_src_fill (ts, pts);
 
-  buffer = len ? gst_buffer_new_memdup (text, len) : gst_buffer_new ();
+  clean = fvlm_text_src_clean (text);
+  len = strlen (clean);
+  if (len) {
+    buffer = gst_buffer_new_wrapped (clean, len);
+  } else {
+    g_free (clean);
+    buffer = gst_buffer_new ();
+  }
   GST_BUFFER_PTS (buffer) = pts;
   GST_BUFFER_DURATION (buffer) = duration;
 

@@ -47,7 +47,8 @@ void     fvlm_text_src_reset         (FvlmTextSrc * ts);
 void     fvlm_text_src_set_stream_start (FvlmTextSrc * ts, GstEvent * video_stream_start);
 
 /* Queues one caption [pts, pts + duration) in @segment, after a GAP from the covered
- * position when there is a hole. GST_FLOW_FLUSHING when not queued (flushing, stream
+ * position when there is a hole. The buffer holds @text as valid UTF-8 without C0
+ * control characters other than \n and \t. GST_FLOW_FLUSHING when not queued (flushing, stream
  * over); the downstream flow is the task's concern. */
 GstFlowReturn fvlm_text_src_push_caption (FvlmTextSrc * ts, const GstSegment * segment,
                                           GstClockTime pts, GstClockTime duration,

@@ -96,6 +96,28 @@ typedef struct fastvlm_error {
     char message[FASTVLM_ERROR_MESSAGE_MAX]; /* NUL-terminated; "" when status == OK */
 } fastvlm_error;
 
+/* ---------------------------------------------------------------------------------------
+ * Limits (docs/limits.md). Input beyond one is refused before any work is done, with the
+ * status given here and a message naming the limit and the value ("prompt is 70000 bytes,
+ * over the limit of 65536 (FASTVLM_MAX_PROMPT_BYTES)"). The token limit is the session's
+ * context, n_ctx: a prompt (text tokens + image rows) longer than it is
+ * FASTVLM_ERR_CONTEXT_FULL, and an answer stops when the context is full
+ * (FASTVLM_STOP_CONTEXT) whatever max_new_tokens asks for.
+ * ------------------------------------------------------------------------------------- */
+
+/* width*height of an RGB8 image (set_image_rgb8, preprocess_rgb8): FASTVLM_ERR_IMAGE. */
+#define FASTVLM_MAX_IMAGE_PIXELS (8192u * 8192u)
+/* Longest side of an RGB8 image (its padded square is that side squared, in rows of
+ * the resize): FASTVLM_ERR_IMAGE. */
+#define FASTVLM_MAX_IMAGE_SIDE 65536
+/* The square the vision tower sees (session image_size, set_image_planar, encode_image):
+ * FASTVLM_ERR_INVALID_ARG in session_new, FASTVLM_ERR_IMAGE for an image. */
+#define FASTVLM_MAX_IMAGE_SIZE 4096
+/* Bytes (without the NUL) of a prompt or a system prompt: FASTVLM_ERR_INVALID_ARG. */
+#define FASTVLM_MAX_PROMPT_BYTES 65536
+/* Prompts of one fastvlm_session_ask_many(): FASTVLM_ERR_INVALID_ARG. */
+#define FASTVLM_MAX_PROMPTS 64
+
 typedef enum fastvlm_log_level {
     FASTVLM_LOG_ERROR = 0,
     FASTVLM_LOG_WARN = 1,
@@ -190,7 +212,8 @@ FASTVLM_API const char *fastvlm_token_bytes(const fastvlm_model *model, int32_t 
 FASTVLM_API bool fastvlm_token_is_special(const fastvlm_model *model, int32_t id);
 
 /* Streaming detokenizer: feeds token bytes and hands back only complete UTF-8 characters,
- * so a character split across tokens is never printed in halves. */
+ * so a character split across tokens is never printed in halves. Its output is always
+ * valid UTF-8 without NUL: ill-formed bytes and U+0000 come out as U+FFFD. */
 typedef struct fastvlm_detok {
     unsigned char pending[8];
     size_t n_pending;
@@ -228,7 +251,8 @@ typedef struct fastvlm_session fastvlm_session;
 typedef struct fastvlm_session_params {
     int32_t n_threads;       /* worker threads for this session (default 2, >= 1) */
     int32_t n_ctx;           /* context length in tokens (default 4096, capped at the file's) */
-    int32_t image_size;      /* vision input size, multiple of 64; 0 = the model's default */
+    int32_t image_size;      /* vision input size, multiple of 64, <= FASTVLM_MAX_IMAGE_SIZE;
+                              * 0 = the model's default */
 } fastvlm_session_params;
 
 FASTVLM_API fastvlm_session_params fastvlm_session_default_params(void);
@@ -281,8 +305,8 @@ FASTVLM_API void fastvlm_session_set_seed(fastvlm_session *session, uint64_t see
 /* Sets the session's image from interleaved 8-bit RGB (`stride` bytes per row, >= 3*width).
  * Preprocesses exactly as the reference (pad to a centred square with the model's pad
  * colour, antialiased bicubic resize to the session's image size, ×rescale, mean/std) and
- * runs the tower + projector. Limits: width, height >= 1; width*height <= FASTVLM_MAX_IMAGE_PIXELS. */
-#define FASTVLM_MAX_IMAGE_PIXELS (8192u * 8192u)
+ * runs the tower + projector. Limits: width, height >= 1 and <= FASTVLM_MAX_IMAGE_SIDE;
+ * width*height <= FASTVLM_MAX_IMAGE_PIXELS (FASTVLM_ERR_IMAGE). */
 FASTVLM_API fastvlm_status fastvlm_session_set_image_rgb8(fastvlm_session *session,
                                                           const uint8_t *rgb,
                                                           int32_t width, int32_t height,
@@ -290,7 +314,7 @@ FASTVLM_API fastvlm_status fastvlm_session_set_image_rgb8(fastvlm_session *sessi
                                                           fastvlm_error *err);
 
 /* Sets an already-prepared planar float image [3][size][size] (R, G, B planes, values
- * after rescale/mean/std). `size` must be a multiple of 64. */
+ * after rescale/mean/std). `size` must be a multiple of 64, <= FASTVLM_MAX_IMAGE_SIZE. */
 FASTVLM_API fastvlm_status fastvlm_session_set_image_planar(fastvlm_session *session,
                                                             const float *planar,
                                                             int32_t size,
@@ -317,8 +341,10 @@ FASTVLM_API void fastvlm_session_clear_image(fastvlm_session *session);
 
 /* -- High level: ask a question ------------------------------------------------------- */
 
-/* Called for every generated token with its decoded text piece (complete UTF-8 only; may
- * be ""). Return false to stop generation (the result is then marked truncated). */
+/* Called for every generated token with its decoded text piece: valid UTF-8, complete
+ * characters only (a character split across tokens comes whole with its last token;
+ * ill-formed bytes come as U+FFFD); may be "". Return false to stop generation (the
+ * result is then marked truncated). */
 typedef bool (*fastvlm_token_fn)(int32_t token, const char *piece, void *user_data);
 
 /* Polled between tokens and between layers of long stages; return true to abort
@@ -326,10 +352,12 @@ typedef bool (*fastvlm_token_fn)(int32_t token, const char *piece, void *user_da
 typedef bool (*fastvlm_abort_fn)(void *user_data);
 
 typedef struct fastvlm_generate_params {
-    const char *prompt;          /* the user's question (default "Describe the image.") */
-    const char *system_prompt;   /* default "You are a helpful assistant." */
+    const char *prompt;          /* the user's question (default "Describe the image."),
+                                  * at most FASTVLM_MAX_PROMPT_BYTES */
+    const char *system_prompt;   /* default "You are a helpful assistant.", at most
+                                  * FASTVLM_MAX_PROMPT_BYTES */
     bool chat;                   /* apply the qwen_2 chat template (default true) */
-    int32_t max_new_tokens;      /* default 256 */
+    int32_t max_new_tokens;      /* default 256, >= 0; the context bounds it too */
     fastvlm_sampler_params sampler;
     fastvlm_token_fn on_token;   /* may be NULL */
     fastvlm_abort_fn should_abort; /* may be NULL */
@@ -358,7 +386,10 @@ typedef enum fastvlm_stop_reason {
 } fastvlm_stop_reason;
 
 typedef struct fastvlm_result {
-    char *text;                  /* UTF-8, special tokens skipped; owned, free with _clear */
+    char *text;                  /* valid UTF-8 (ill-formed bytes from the model become
+                                  * U+FFFD), special tokens skipped; the streamed pieces
+                                  * concatenated, plus U+FFFD when the answer ends inside a
+                                  * UTF-8 sequence; owned, free with _clear */
     int32_t *tokens;             /* generated ids (owned) */
     int32_t n_tokens;
     int32_t n_prompt_tokens;     /* positions prefilled (text + image rows) */
@@ -471,7 +502,9 @@ FASTVLM_API fastvlm_status fastvlm_session_kv_restore(fastvlm_session *session,
 FASTVLM_API int32_t fastvlm_kv_snapshot_n_pos(const fastvlm_kv_snapshot *snapshot);
 FASTVLM_API void fastvlm_kv_snapshot_free(fastvlm_kv_snapshot *snapshot);
 
-/* Asks each of prompts[0..n_prompts) in turn about the session's image with `params`
+/* Asks each of prompts[0..n_prompts) (1 <= n_prompts <= FASTVLM_MAX_PROMPTS; each at most
+ * FASTVLM_MAX_PROMPT_BYTES, else FASTVLM_ERR_INVALID_ARG before any is asked) in turn
+ * about the session's image with `params`
  * for everything else (params->prompt and params->draft are ignored: each prompt drafts
  * from its own previous answer). results[i] receives answer i with prompt_index = i; the
  * system prompt and image are prefilled once and every later question reuses them. All

@@ -525,12 +525,17 @@ static void ref_encode(const uint8_t *s, size_t n, bool parse_special, bytes *wa
 /* What the detokenizer must make of bytes s[0..n) as a whole: well-formed sequences copied,
  * each maximal subpart of an ill-formed one (the longest prefix of some well-formed
  * sequence, else one byte; Unicode §3.9, "U+FFFD substitution of maximal subparts")
- * replaced by one U+FFFD. */
+ * replaced by one U+FFFD, and U+0000 (which a C string cannot carry) by U+FFFD too. */
 static void ref_detok(const uint8_t *s, size_t n, bytes *out)
 {
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         size_t k = ref_utf8_seq(s + i, n - i, &cp);
+        if (k && cp == 0) {
+            bytes_put(out, "\xEF\xBF\xBD", 3);
+            i += k;
+            continue;
+        }
         if (k) {
             bytes_put(out, s + i, k);
             i += k;

@@ -7,6 +7,8 @@
  *                             PIL-exact preprocessing) and `fastvlm run` on the same frames
  *   four_outputs              meta on the described frame, bus message, signal and text pad
  *                             carry the same result; every documented field is there
+ *   text_no_control_chars     text pad = the caption without C0 controls but \n and \t,
+ *                             valid UTF-8 (random sampling makes the model emit them)
  *   text_stream               text pad: stream-start/caps/segment first, PTS = frame PTS,
  *                             durations until the next caption, GAPs fill the holes, EOS last
  *   prompt_change_playing     new prompt/system prompt apply to the next frame, new id,
@@ -133,6 +135,23 @@ buffer_text (GstBuffer * buf)
   s = g_strndup ((const gchar *) map.data, map.size);
   gst_buffer_unmap (buf, &map);
   return s;
+}
+
+/* The reference for the text pad's words: @raw without C0 control characters other than
+ * \n and \t (docs/limits.md, "What comes out"). */
+static gchar *
+strip_c0 (const gchar * raw, gboolean * had_controls)
+{
+  GString *want = g_string_new (NULL);
+
+  *had_controls = FALSE;
+  for (const gchar * r = raw; *r; r++) {
+    if ((guchar) * r >= 0x20 || *r == '\n' || *r == '\t')
+      g_string_append_c (want, *r);
+    else
+      *had_controls = TRUE;
+  }
+  return g_string_free (want, FALSE);
 }
 
 /* All caption metas on @buf, in order (structures owned by the buffer). */
@@ -404,6 +423,8 @@ GST_START_TEST (test_four_outputs)
         60 * G_USEC_PER_SEC);
     GstBuffer *text = text_probe_pop_buffer (tp);
     gchar *t = buffer_text (text);
+    gboolean controls;
+    gchar *words;
 
     /* (a) meta on the described frame */
     fail_unless (meta != NULL);
@@ -415,10 +436,13 @@ GST_START_TEST (test_four_outputs)
     fail_unless (msg != NULL && sig != NULL);
     check_same_fields (meta, gst_message_get_structure (msg));
     check_same_fields (meta, sig);
-    /* (b) the text pad: same words, stamped with the frame's PTS */
-    fail_unless_equals_string (t, gst_structure_get_string (meta, "text"));
+    /* (b) the text pad: same words (but C0 control characters), stamped with the
+     * frame's PTS */
+    words = strip_c0 (gst_structure_get_string (meta, "text"), &controls);
+    fail_unless_equals_string (t, words);
     fail_unless_equals_uint64 (GST_BUFFER_PTS (text), pts);
 
+    g_free (words);
     g_free (t);
     gst_buffer_unref (text);
     gst_structure_free (sig);
@@ -431,6 +455,52 @@ GST_START_TEST (test_four_outputs)
   gst_element_set_bus (e, NULL);
   gst_object_unref (bus);
   g_async_queue_unref (sd.results);
+  gst_object_unref (e);
+}
+
+GST_END_TEST;
+
+/* The text pad's words are the caption's without C0 control characters other than \n
+ * and \t (a subtitle must not carry them), and valid UTF-8. Random sampling at a high
+ * temperature makes the tiny model emit control characters (it has byte tokens); frames
+ * are pushed until three captions had some, so the test shows the path was taken. */
+GST_START_TEST (test_text_no_control_chars)
+{
+  GstElement *e = fvlm_test_element (TRUE, "mode", 2, "max-new-tokens", 24,
+      "temperature", 3.0f, "reuse", FALSE, NULL);
+  GstHarness *h = start (e, i420_caps (48, 32), FALSE);
+  TextProbe *tp = text_probe_new (e);
+  gint with_controls = 0, frames = 0;
+
+  for (; frames < 60 && with_controls < 3; frames++) {
+    GstBuffer *out = gst_harness_push_and_pull (h,
+        fvlm_test_frame (GST_VIDEO_FORMAT_I420, 48, 32, frames + 100, 0,
+            frames * 40 * MS, 40 * MS));
+    const GstStructure *meta = fvlm_test_meta (out);
+    const gchar *raw = gst_structure_get_string (meta, "text");
+    GstBuffer *text = text_probe_pop_buffer (tp);
+    gchar *t = buffer_text (text);
+    gboolean controls;
+    gchar *want = strip_c0 (raw, &controls);
+
+    with_controls += controls;
+    fail_unless (g_utf8_validate (raw, -1, NULL), "caption %d is not UTF-8",
+        frames);
+    fail_unless (g_utf8_validate (t, -1, NULL), "text %d is not UTF-8", frames);
+    fail_unless_equals_string (t, want);
+
+    g_free (want);
+    g_free (t);
+    gst_buffer_unref (text);
+    gst_buffer_unref (out);
+  }
+  g_print ("text_no_control_chars: %d frames, %d captions had C0 characters\n",
+      frames, with_controls);
+  fail_unless (with_controls >= 3, "only %d of %d captions had control "
+      "characters: the test proves nothing", with_controls, frames);
+
+  text_probe_free (tp);
+  gst_harness_teardown (h);
   gst_object_unref (e);
 }
 
@@ -1398,6 +1468,7 @@ fastvlmcaption_caption_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_offline_matches_engine);
   tcase_add_test (tc, test_four_outputs);
+  tcase_add_test (tc, test_text_no_control_chars);
   tcase_add_test (tc, test_text_stream);
   tcase_add_test (tc, test_prompt_change_playing);
   tcase_add_test (tc, test_ask_oneshot);

@@ -8,7 +8,8 @@
  * documented defaults/ranges and prompt ids follow changes; base-class QoS is off; the
  * LATENCY query adds max-latency only when live; a missing, corrupt, truncated or wrong
  * model posts a RESOURCE error naming the file and fails the state change; without a
- * model the element warns, passes video and still ends the text stream.
+ * model the element warns, passes video and still ends the text stream; the limits of
+ * docs/limits.md (prompt bytes, number of prompts) at the limit and one over.
  * What it is not: the threading/caption tests (test-caption.c) or the preprocessing
  * accuracy (test-preprocess.c).
  */
@@ -418,6 +419,171 @@ GST_START_TEST (test_bad_image_size)
 
 GST_END_TEST;
 
+/* A string of exactly @n bytes. */
+static gchar *
+limit_text (gsize n)
+{
+  gchar *t = g_malloc (n + 1);
+
+  memset (t, 'q', n);
+  t[n] = '\0';
+  return t;
+}
+
+/* Sets `prompts` to @n questions: @text at index 1, "Q" elsewhere. */
+static void
+set_prompts (GstElement * e, guint n, const gchar * text)
+{
+  GValue arr = G_VALUE_INIT;
+
+  gst_value_array_init (&arr, n);
+  for (guint i = 0; i < n; i++) {
+    GValue v = G_VALUE_INIT;
+
+    g_value_init (&v, G_TYPE_STRING);
+    g_value_set_string (&v, i == 1 ? text : "Q");
+    gst_value_array_append_and_take_value (&arr, &v);
+  }
+  g_object_set_property (G_OBJECT (e), "prompts", &arr);
+  g_value_unset (&arr);
+}
+
+/* Pops the messages of @type from @bus; returns how many there were and, in *text, the
+ * message of the last one (NULL when none). */
+static guint
+pop_messages (GstBus * bus, GstMessageType type, gchar ** text)
+{
+  GstMessage *msg;
+  guint n = 0;
+
+  *text = NULL;
+  while ((msg = gst_bus_pop_filtered (bus, type))) {
+    GError *err = NULL;
+
+    if (type == GST_MESSAGE_WARNING)
+      gst_message_parse_warning (msg, &err, NULL);
+    else
+      gst_message_parse_error (msg, &err, NULL);
+    fail_unless (g_error_matches (err, GST_RESOURCE_ERROR,
+            GST_RESOURCE_ERROR_SETTINGS), "%s", err->message);
+    g_free (*text);
+    *text = g_strdup (err->message);
+    g_clear_error (&err);
+    gst_message_unref (msg);
+    n++;
+  }
+  return n;
+}
+
+/* The limits of docs/limits.md on the element, at the limit and one over: prompt,
+ * system-prompt and each of prompts at most FASTVLM_MAX_PROMPT_BYTES, at most
+ * FASTVLM_MAX_PROMPTS prompts, the ask signal's question. Over: the value is refused
+ * (the property keeps its previous value, the prompt-id does not move), a WARNING names
+ * the limit and the value, and starting fails with an ERROR saying the same until a
+ * value within the limit is set. */
+GST_START_TEST (test_limits)
+{
+  GstElement *e = fvlm_test_element (TRUE, NULL);
+  GstBus *bus = gst_bus_new ();
+  gchar *at = limit_text (FASTVLM_MAX_PROMPT_BYTES);
+  gchar *over = limit_text (FASTVLM_MAX_PROMPT_BYTES + 1);
+  gchar *s = NULL, *msg = NULL;
+  GValue arr = G_VALUE_INIT;
+  guint id0, id;
+
+  gst_element_set_bus (e, bus);
+  for (gint p = 0; p < 2; p++) {
+    const gchar *prop = p == 0 ? "prompt" : "system-prompt";
+    gchar *want = g_strdup_printf ("%s is 65537 bytes, over the limit of 65536 bytes "
+        "(FASTVLM_MAX_PROMPT_BYTES)", prop);
+
+    /* at the limit: taken */
+    g_object_get (e, "prompt-id", &id0, NULL);
+    g_object_set (e, prop, at, NULL);
+    g_object_get (e, prop, &s, "prompt-id", &id, NULL);
+    fail_unless (strcmp (s, at) == 0, "%s of 65536 bytes not taken", prop);
+    g_free (s);
+    fail_unless_equals_int (id, id0 + 1);
+    fail_unless_equals_int (pop_messages (bus, GST_MESSAGE_WARNING, &msg), 0);
+    /* one over: refused, the previous value stays */
+    g_object_set (e, prop, over, NULL);
+    g_object_get (e, prop, &s, "prompt-id", &id, NULL);
+    fail_unless (strcmp (s, at) == 0, "%s of 65537 bytes was taken", prop);
+    g_free (s);
+    fail_unless_equals_int (id, id0 + 1);
+    fail_unless_equals_int (pop_messages (bus, GST_MESSAGE_WARNING, &msg), 1);
+    fail_unless (strstr (msg, want) != NULL, "warning: %s", msg);
+    g_free (msg);
+    /* and the element does not start with a refused value */
+    fail_unless_equals_int (gst_element_set_state (e, GST_STATE_PAUSED),
+        GST_STATE_CHANGE_FAILURE);
+    fail_unless_equals_int (pop_messages (bus, GST_MESSAGE_ERROR, &msg), 1);
+    fail_unless (strstr (msg, want) != NULL, "error: %s", msg);
+    g_free (msg);
+    gst_element_set_state (e, GST_STATE_NULL);
+    /* a value within the limit clears it: the element starts */
+    g_object_set (e, prop, "Short.", NULL);
+    fail_unless_equals_int (gst_element_set_state (e, GST_STATE_PAUSED),
+        GST_STATE_CHANGE_SUCCESS);
+    fail_unless_equals_int (pop_messages (bus, GST_MESSAGE_ERROR, &msg), 0);
+    gst_element_set_state (e, GST_STATE_NULL);
+    g_free (want);
+  }
+
+  /* prompts: 64 questions, one of them 65536 bytes, are taken; 65 questions, or one
+   * of 65537 bytes, are refused */
+  set_prompts (e, FASTVLM_MAX_PROMPTS, at);
+  g_value_init (&arr, GST_TYPE_ARRAY);
+  g_object_get_property (G_OBJECT (e), "prompts", &arr);
+  fail_unless_equals_int (gst_value_array_get_size (&arr), FASTVLM_MAX_PROMPTS);
+  g_value_unset (&arr);
+  fail_unless_equals_int (pop_messages (bus, GST_MESSAGE_WARNING, &msg), 0);
+  g_object_get (e, "prompt-id", &id0, NULL);
+  set_prompts (e, FASTVLM_MAX_PROMPTS + 1, "Q");
+  fail_unless_equals_int (pop_messages (bus, GST_MESSAGE_WARNING, &msg), 1);
+  fail_unless (strstr (msg, "prompts has 65 questions, over the limit of 64 "
+          "(FASTVLM_MAX_PROMPTS)") != NULL, "warning: %s", msg);
+  g_free (msg);
+  set_prompts (e, 2, over);
+  fail_unless_equals_int (pop_messages (bus, GST_MESSAGE_WARNING, &msg), 1);
+  fail_unless (strstr (msg, "prompts[1] is 65537 bytes, over the limit of 65536 "
+          "bytes") != NULL, "warning: %s", msg);
+  g_free (msg);
+  g_value_init (&arr, GST_TYPE_ARRAY);
+  g_object_get_property (G_OBJECT (e), "prompts", &arr);
+  fail_unless_equals_int (gst_value_array_get_size (&arr), FASTVLM_MAX_PROMPTS);
+  g_value_unset (&arr);
+  g_object_get (e, "prompt-id", &id, NULL);
+  fail_unless_equals_int (id, id0);
+  fail_unless_equals_int (gst_element_set_state (e, GST_STATE_PAUSED),
+      GST_STATE_CHANGE_FAILURE);
+  fail_unless_equals_int (pop_messages (bus, GST_MESSAGE_ERROR, &msg), 1);
+  fail_unless (strstr (msg, "prompts[1] is 65537 bytes") != NULL, "error: %s", msg);
+  g_free (msg);
+  gst_element_set_state (e, GST_STATE_NULL);
+  set_prompts (e, 0, NULL);
+  fail_unless_equals_int (gst_element_set_state (e, GST_STATE_PAUSED),
+      GST_STATE_CHANGE_SUCCESS);
+
+  /* ask: a question at the limit gets an id, one over gets 0 and a warning */
+  g_signal_emit_by_name (e, "ask", at, &id);
+  fail_unless (id != 0);
+  g_signal_emit_by_name (e, "ask", over, &id);
+  fail_unless_equals_int (id, 0);
+  fail_unless_equals_int (pop_messages (bus, GST_MESSAGE_WARNING, &msg), 1);
+  fail_unless (strstr (msg, "ask question is 65537 bytes") != NULL, "warning: %s", msg);
+  g_free (msg);
+
+  gst_element_set_state (e, GST_STATE_NULL);
+  gst_element_set_bus (e, NULL);
+  gst_object_unref (bus);
+  gst_object_unref (e);
+  g_free (at);
+  g_free (over);
+}
+
+GST_END_TEST;
+
 /* No model: a warning, video through, and the text stream still starts and ends. */
 GST_START_TEST (test_no_model_text_eos)
 {
@@ -523,6 +689,7 @@ fastvlmcaption_element_suite (void)
   tcase_add_test (tc, test_model_errors);
   tcase_add_test (tc, test_model_without_mmproj);
   tcase_add_test (tc, test_bad_image_size);
+  tcase_add_test (tc, test_limits);
   tcase_add_test (tc, test_no_model_text_eos);
   tcase_add_test (tc, test_latency_query);
   return s;

@@ -7,7 +7,8 @@ Broken files are made from a good converted GGUF by editing bytes at positions f
 the independent reader tests/reference/gguf_read.py: truncation, wrong magic, a renamed
 tensor, a changed shape, another architecture, an unsupported and an unknown tensor type,
 a renamed metadata key. Plus: a missing file, token ids out of range, a prompt longer than
-the context, and a projector whose width does not match the language model.
+the context, a prompt and a system prompt at FASTVLM_MAX_PROMPT_BYTES and one byte over
+(docs/limits.md), and a projector whose width does not match the language model.
 Prints 'N passed, N failed'; exits non-zero on any failure.
 Environment: FASTVLM_CLI, FASTVLM_SRCDIR, FASTVLM_LLM_PROBE (meson sets them).
 """
@@ -146,6 +147,20 @@ def main():
         expect_fail("prompt longer than the context (generate -p)",
                     [CLI, "generate", "-m", good, "-p", "The sky is grey and it looks like rain.",
                      "--chat", "-c", "8"], "context holds 8")
+
+        # docs/limits.md: a prompt (or system prompt) of FASTVLM_MAX_PROMPT_BYTES is tokenized
+        # (and is then too long for a context of 64), one byte more is refused by name
+        at = ("ab " * 30000)[:65536]
+        for opt, what in (("-p", "prompt"), ("--system", "system prompt")):
+            args = [CLI, "generate", "-m", good, "--chat", "-c", "64"]
+            args += ["-p", at] if opt == "-p" else ["-p", "hi", "--system", at]
+            r = run(args)
+            check(r.returncode == 1 and "context holds 64" in r.stderr
+                  and "FASTVLM_MAX_PROMPT_BYTES" not in r.stderr,
+                  f"{what} of 65536 bytes passes the limit: exit {r.returncode} {r.stderr.strip()[-200:]!r}")
+            args[-1] = at + "b"
+            expect_fail(f"{what} of 65537 bytes", args, f"{what} is 65537 bytes",
+                        "over the limit of 65536 (FASTVLM_MAX_PROMPT_BYTES)")
 
         # projector width != language model hidden size (needs the image helper)
         if PROBE:

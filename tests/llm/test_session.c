@@ -11,6 +11,11 @@
  *     of the template string), user text cannot inject special tokens, text == the
  *     streamed pieces, stop reasons LENGTH / CALLBACK / ABORT / CONTEXT, a prompt longer
  *     than the context is CONTEXT_FULL, sampling is reproducible for a seed;
+ *   - limits (docs/limits.md) at the limit and one over: prompt / system prompt bytes, the
+ *     number of prompts of ask_many, the context; max_new_tokens = INT32_MAX is bounded by
+ *     the context;
+ *   - output text: random sampling over byte tokens gives valid UTF-8 text and pieces
+ *     (checked with this file's own validator), the text equal to the pieces;
  *   - image calls on a text-only model are NO_VISION; a vocab_only model has no session.
  * Equivalence with an independent implementation is test_equivalence.py's job.
  *
@@ -414,6 +419,246 @@ static void test_ask(const fastvlm_model *m)
     fastvlm_result_clear(&r);
 }
 
+/* A prompt of exactly n bytes: short words ("ab ab ab..."), quick to tokenize. */
+static char *filler(size_t n)
+{
+    char *t = malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        t[i] = i % 3 == 2 ? ' ' : (char)('a' + i % 3);
+    t[n] = '\0';
+    return t;
+}
+
+/* The limits of fastvlm.h (docs/limits.md) at the limit and one over: prompt and system
+ * prompt bytes, the number of prompts of ask_many, the context (tokens), and a
+ * max_new_tokens far beyond the context (must not size any buffer). */
+static void test_limits(const fastvlm_model *m)
+{
+    fastvlm_generate_params gp = fastvlm_generate_default_params();
+    char *at = filler(FASTVLM_MAX_PROMPT_BYTES), *over = filler(FASTVLM_MAX_PROMPT_BYTES + 1);
+    const char *many[FASTVLM_MAX_PROMPTS + 1];
+    fastvlm_result r, res[FASTVLM_MAX_PROMPTS + 1];
+    fastvlm_session *s = new_session(m, 1, 64);
+    fastvlm_error err;
+    fastvlm_status st;
+
+    if (!s)
+        return;
+    gp.max_new_tokens = 1;
+    /* prompt: at the limit it is tokenized (and is then too long for 64 positions) */
+    gp.prompt = at;
+    st = fastvlm_session_ask(s, &gp, &r, &err);
+    CHECK(st == FASTVLM_ERR_CONTEXT_FULL, "prompt of %d bytes: %s '%s'",
+          FASTVLM_MAX_PROMPT_BYTES, fastvlm_status_str(st), err.message);
+    fastvlm_result_clear(&r);
+    gp.prompt = over;
+    st = fastvlm_session_ask(s, &gp, &r, &err);
+    CHECK(st == FASTVLM_ERR_INVALID_ARG && strstr(err.message, "prompt is 65537 bytes") &&
+              strstr(err.message, "65536 (FASTVLM_MAX_PROMPT_BYTES)"),
+          "prompt of 65537 bytes: %s '%s'", fastvlm_status_str(st), err.message);
+    CHECK(r.text && r.text[0] == '\0' && r.n_tokens == 0, "result after the limit error");
+    fastvlm_result_clear(&r);
+    /* system prompt: the same */
+    gp.prompt = "Hi";
+    gp.system_prompt = at;
+    st = fastvlm_session_ask(s, &gp, &r, &err);
+    CHECK(st == FASTVLM_ERR_CONTEXT_FULL, "system prompt of %d bytes: %s '%s'",
+          FASTVLM_MAX_PROMPT_BYTES, fastvlm_status_str(st), err.message);
+    fastvlm_result_clear(&r);
+    gp.system_prompt = over;
+    st = fastvlm_session_ask(s, &gp, &r, &err);
+    CHECK(st == FASTVLM_ERR_INVALID_ARG && strstr(err.message, "system prompt is 65537 bytes") &&
+              strstr(err.message, "FASTVLM_MAX_PROMPT_BYTES"),
+          "system prompt of 65537 bytes: %s '%s'", fastvlm_status_str(st), err.message);
+    fastvlm_result_clear(&r);
+    gp.system_prompt = "You are a helpful assistant.";
+
+    /* ask_many: 64 prompts are answered, 65 are refused before any is asked */
+    for (int i = 0; i <= FASTVLM_MAX_PROMPTS; i++)
+        many[i] = i % 2 ? "Hi" : "Yes";
+    st = fastvlm_session_ask_many(s, &gp, many, FASTVLM_MAX_PROMPTS, res, &err);
+    CHECK(st == FASTVLM_OK, "%d prompts: %s '%s'", FASTVLM_MAX_PROMPTS, fastvlm_status_str(st),
+          err.message);
+    for (int i = 0; i < FASTVLM_MAX_PROMPTS; i++) {
+        CHECK(res[i].prompt_index == i && res[i].n_prompt_tokens > 0, "answer %d of %d", i,
+              FASTVLM_MAX_PROMPTS);
+        fastvlm_result_clear(&res[i]);
+    }
+    st = fastvlm_session_ask_many(s, &gp, many, FASTVLM_MAX_PROMPTS + 1, res, &err);
+    CHECK(st == FASTVLM_ERR_INVALID_ARG && strstr(err.message, "65 prompts") &&
+              strstr(err.message, "64 (FASTVLM_MAX_PROMPTS)"),
+          "65 prompts: %s '%s'", fastvlm_status_str(st), err.message);
+    for (int i = 0; i <= FASTVLM_MAX_PROMPTS; i++) {
+        CHECK(res[i].text && res[i].text[0] == '\0' && res[i].n_prompt_tokens == 0,
+              "65 prompts: result %d was asked", i);
+        fastvlm_result_clear(&res[i]);
+    }
+    many[3] = over;
+    st = fastvlm_session_ask_many(s, &gp, many, 5, res, &err);
+    CHECK(st == FASTVLM_ERR_INVALID_ARG && strstr(err.message, "prompts[3] is 65537 bytes"),
+          "a long prompts[3]: %s '%s'", fastvlm_status_str(st), err.message);
+    for (int i = 0; i < 5; i++) {
+        CHECK(res[i].n_prompt_tokens == 0, "a long prompts[3]: prompt %d was asked", i);
+        fastvlm_result_clear(&res[i]);
+    }
+    fastvlm_session_free(s);
+
+    /* tokens: a prompt of exactly n_ctx positions is answered (one token, then the context
+     * is full); one position fewer is CONTEXT_FULL naming both lengths */
+    {
+        int32_t n_prompt;
+        s = new_session(m, 1, 256);
+        gp.max_new_tokens = 1;
+        CHECK(fastvlm_session_ask(s, &gp, &r, &err) == FASTVLM_OK, "%s", err.message);
+        n_prompt = r.n_prompt_tokens;
+        fastvlm_result_clear(&r);
+        fastvlm_session_free(s);
+
+        s = new_session(m, 1, n_prompt);
+        gp.max_new_tokens = INT32_MAX;   /* bounded by the context, not allocated */
+        st = fastvlm_session_ask(s, &gp, &r, &err);
+        CHECK(st == FASTVLM_OK && r.n_tokens <= 1 &&
+                  (r.stop == FASTVLM_STOP_CONTEXT || r.stop == FASTVLM_STOP_EOS),
+              "prompt of n_ctx = %d positions: %s '%s', stop %d, %d tokens", n_prompt,
+              fastvlm_status_str(st), err.message, r.stop, r.n_tokens);
+        fastvlm_result_clear(&r);
+        fastvlm_session_free(s);
+
+        s = new_session(m, 1, n_prompt - 1);
+        st = fastvlm_session_ask(s, &gp, &r, &err);
+        {
+            char want[64];
+            snprintf(want, sizeof want, "context holds %d", n_prompt - 1);
+            CHECK(st == FASTVLM_ERR_CONTEXT_FULL && strstr(err.message, want),
+                  "prompt of n_ctx + 1 positions: %s '%s'", fastvlm_status_str(st), err.message);
+        }
+        fastvlm_result_clear(&r);
+        fastvlm_session_free(s);
+
+        /* max_new_tokens = INT32_MAX on a roomy context: stops at the context or EOS */
+        s = new_session(m, 1, n_prompt + 40);
+        st = fastvlm_session_ask(s, &gp, &r, &err);
+        CHECK(st == FASTVLM_OK && r.n_tokens <= 41 &&
+                  (r.stop == FASTVLM_STOP_CONTEXT || r.stop == FASTVLM_STOP_EOS),
+              "max_new_tokens INT32_MAX: %s '%s', stop %d, %d tokens", fastvlm_status_str(st),
+              err.message, r.stop, r.n_tokens);
+        fastvlm_result_clear(&r);
+        fastvlm_session_free(s);
+    }
+    free(at);
+    free(over);
+}
+
+/* Strict UTF-8 (Unicode 3.9, table 3-7), written here from the table, independent of the
+ * engine's decoder: n bytes at p, no NUL required. */
+static bool utf8_valid(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        const unsigned char c = p[i];
+        size_t len;
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF)
+            len = 2;
+        else if (c >= 0xE0 && c <= 0xEF)
+            len = 3;
+        else if (c >= 0xF0 && c <= 0xF4)
+            len = 4;
+        else
+            return false;
+        if (i + len > n)
+            return false;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+        if (p[i + 1] < lo || p[i + 1] > hi)
+            return false;
+        for (size_t k = 2; k < len; k++)
+            if (p[i + k] < 0x80 || p[i + k] > 0xBF)
+                return false;
+        i += len;
+    }
+    return true;
+}
+
+typedef struct utf8_collect {
+    collect c;
+    int bad_pieces;
+} utf8_collect;
+
+static bool on_token_utf8(int32_t token, const char *piece, void *ud)
+{
+    utf8_collect *u = ud;
+    if (!utf8_valid((const unsigned char *)piece, strlen(piece)))
+        u->bad_pieces++;
+    return on_token(token, piece, &u->c);
+}
+
+/* Output text is always valid UTF-8, whatever bytes the model picks: random sampling over
+ * the whole vocabulary (byte tokens included) for many seeds; every streamed piece is
+ * valid UTF-8 on its own, and the text is the pieces (plus U+FFFD when the answer stops
+ * inside a character). Counts what the answers held, to show the paths were taken. */
+static void test_utf8_output(const fastvlm_model *m)
+{
+    fastvlm_generate_params gp = fastvlm_generate_default_params();
+    fastvlm_session *s = new_session(m, 1, 256);
+    int n_multibyte = 0, n_fffd = 0, n_tail = 0, n_raw_high = 0;
+    fastvlm_error err;
+
+    if (!s)
+        return;
+    for (int32_t id = 0; id < m->info.n_vocab; id++) {
+        size_t len;
+        const char *b = fastvlm_token_bytes(m, id, &len);
+        if (b && !utf8_valid((const unsigned char *)b, len))
+            n_raw_high++;
+    }
+    gp.prompt = "Say something.";
+    gp.max_new_tokens = 24;
+    gp.sampler.temperature = 3.0f;
+    gp.on_token = on_token_utf8;
+    for (uint64_t seed = 1; seed <= 60; seed++) {
+        utf8_collect u;
+        fastvlm_result r;
+        memset(&u, 0, sizeof u);
+        gp.user_data = &u;
+        gp.sampler.seed = seed;
+        if (fastvlm_session_ask(s, &gp, &r, &err) != FASTVLM_OK) {
+            CHECK(false, "seed %llu: %s", (unsigned long long)seed, err.message);
+            fastvlm_result_clear(&r);
+            continue;
+        }
+        const size_t n = strlen(r.text);
+        CHECK(utf8_valid((const unsigned char *)r.text, n), "seed %llu: text is not UTF-8",
+              (unsigned long long)seed);
+        CHECK(u.bad_pieces == 0, "seed %llu: %d pieces are not UTF-8", (unsigned long long)seed,
+              u.bad_pieces);
+        if (strcmp(r.text, u.c.text) != 0) {
+            /* the only difference allowed: one U+FFFD after the last piece */
+            CHECK(n == u.c.len + 3 && strncmp(r.text, u.c.text, u.c.len) == 0 &&
+                      strcmp(r.text + u.c.len, "\xEF\xBF\xBD") == 0,
+                  "seed %llu: text differs from the pieces", (unsigned long long)seed);
+            n_tail++;
+        }
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)r.text[i] >= 0xC0)
+                n_multibyte++;
+        for (const char *p = r.text; (p = strstr(p, "\xEF\xBF\xBD")) != NULL; p += 3)
+            n_fffd++;
+        fastvlm_result_clear(&r);
+    }
+    printf("utf8: %d vocabulary entries are not UTF-8 alone; 60 random answers held %d "
+           "multi-byte characters, %d U+FFFD, %d ended inside a character\n",
+           n_raw_high, n_multibyte, n_fffd, n_tail);
+    CHECK(n_raw_high > 0, "the test model has no partial-UTF-8 tokens: the test proves nothing");
+    fastvlm_session_free(s);
+}
+
 static void test_no_vision(const fastvlm_model *m)
 {
     fastvlm_session *s = new_session(m, 1, 64);
@@ -474,6 +719,8 @@ int main(int argc, char **argv)
     test_consistency(m, "f32");
     test_eval_errors(m);
     test_ask(m);
+    test_limits(m);
+    test_utf8_output(m);
     test_no_vision(m);
 
     CHECK(fastvlm_model_load(argv[2], NULL, &mq, &err) == FASTVLM_OK, "load %s: %s", argv[2],

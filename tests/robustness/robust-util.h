@@ -2,7 +2,8 @@
  * robust-util.h — helpers shared by the robustness tests of fastvlmcaption
  * (tests/robustness/, header-only, static functions): pipelines from launch lines with the
  * tiny test model, a recorder of every caption tagged with the flush epoch it was emitted
- * in, state-change and bus helpers, and /proc counts of open fds and threads.
+ * in, state-change and bus helpers, /proc counts of open fds and threads, and the
+ * teardown that stops what a test left running even when one of its checks failed.
  *
  * What it is not: a test. It builds on tests/gst/fvlm-test-util.h (model paths, frames,
  * stats polling), which it includes.
@@ -11,6 +12,7 @@
 #define ROBUST_UTIL_H
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <glib/gstdio.h>
 
@@ -24,7 +26,127 @@ rb_under_asan (void)
   return g_getenv ("FASTVLM_ROBUST_ASAN") != NULL;
 }
 
-/* A pipeline from a launch line in which @MODEL@ stands for the tiny model's properties. */
+/* ---- teardown ------------------------------------------------------------------------ */
+
+/* A failed check ends a test where it stands: with CK_FORK=no (asan.sh) check longjmps
+ * back into the runner and the next test — and at exit gst_deinit(), which joins every
+ * streaming thread — runs with that test's pipeline still PLAYING (a worker in the
+ * 10-minute test delay, a source pushing forever): it hung. So every pipeline and every
+ * resource a thread may be blocked on is registered here as it is made, and rb_teardown
+ * (a checked fixture of every suite: it runs after each test, passed or failed) undoes
+ * them last-registered first. Teardown uses no fail_*(): a failure inside it would jump
+ * out of the runner. */
+typedef struct
+{
+  GDestroyNotify fn;
+  gpointer data;
+} RbCleanup;
+
+static GArray *rb_cleanups;     /* RbCleanup, in the order registered */
+
+/* Runs fn(data) at teardown, before everything registered earlier. */
+static inline void
+rb_defer (GDestroyNotify fn, gpointer data)
+{
+  RbCleanup c = { fn, data };
+
+  if (rb_cleanups == NULL)
+    rb_cleanups = g_array_new (FALSE, FALSE, sizeof (RbCleanup));
+  g_array_append_val (rb_cleanups, c);
+}
+
+typedef struct
+{
+  GMutex lock;
+  GCond cond;
+  gboolean done;
+  gchar *what;
+} RbWatchdog;
+
+/* A teardown that itself hangs would hang the whole program where no check timeout
+ * applies (CK_FORK=no): after 5 minutes the watchdog says what hung and aborts. */
+static inline gpointer
+rb_watchdog_thread (gpointer data)
+{
+  RbWatchdog *wd = data;
+  gint64 end = g_get_monotonic_time () + 300 * G_USEC_PER_SEC;
+  gboolean done;
+
+  g_mutex_lock (&wd->lock);
+  while (!wd->done && g_cond_wait_until (&wd->cond, &wd->lock, end));
+  done = wd->done;
+  g_mutex_unlock (&wd->lock);
+  if (!done) {
+    g_printerr ("teardown: %s did not finish in 300 s; aborting\n", wd->what);
+    abort ();
+  }
+  return NULL;
+}
+
+/* Brings @pipeline to NULL (which ends a run in flight: the worker's test delay waits on a
+ * condition the stop path signals) and drops the reference rb_track_pipeline() took. */
+static inline void
+rb_stop_pipeline (gpointer data)
+{
+  GstElement *pipeline = data;
+  RbWatchdog wd = { 0, };
+  GThread *thread;
+
+  g_mutex_init (&wd.lock);
+  g_cond_init (&wd.cond);
+  wd.what = g_strdup_printf ("stopping %s", GST_OBJECT_NAME (pipeline));
+  thread = g_thread_new ("rb-watchdog", rb_watchdog_thread, &wd);
+  if (gst_element_set_state (pipeline, GST_STATE_NULL) ==
+      GST_STATE_CHANGE_FAILURE)
+    g_printerr ("teardown: %s did not go to NULL\n", GST_OBJECT_NAME (pipeline));
+  g_mutex_lock (&wd.lock);
+  wd.done = TRUE;
+  g_cond_broadcast (&wd.cond);
+  g_mutex_unlock (&wd.lock);
+  g_thread_join (thread);
+  g_free (wd.what);
+  g_mutex_clear (&wd.lock);
+  g_cond_clear (&wd.cond);
+  gst_object_unref (pipeline);
+}
+
+/* Makes the teardown stop @pipeline (it keeps a reference of its own: the test unrefs
+ * its reference as usual). */
+static inline GstElement *
+rb_track_pipeline (GstElement * pipeline)
+{
+  rb_defer (rb_stop_pipeline, gst_object_ref (pipeline));
+  return pipeline;
+}
+
+/* The checked teardown of every robustness suite. */
+static inline void
+rb_teardown (void)
+{
+  if (rb_cleanups) {
+    for (guint i = rb_cleanups->len; i > 0; i--) {
+      RbCleanup c = g_array_index (rb_cleanups, RbCleanup, i - 1);
+
+      c.fn (c.data);
+    }
+    g_array_free (rb_cleanups, TRUE);
+    rb_cleanups = NULL;
+  }
+  g_unsetenv ("FASTVLM_GST_TEST_DELAY_MS");
+}
+
+/* A test case with rb_teardown as its checked fixture. */
+static inline TCase *
+rb_tcase_new (const gchar * name)
+{
+  TCase *tc = tcase_create (name);
+
+  tcase_add_checked_fixture (tc, NULL, rb_teardown);
+  return tc;
+}
+
+/* A pipeline from a launch line in which @MODEL@ stands for the tiny model's properties;
+ * the teardown stops it. */
 static inline GstElement *
 rb_pipeline (const gchar * fmt, ...)
 {
@@ -47,7 +169,7 @@ rb_pipeline (const gchar * fmt, ...)
   fail_unless (p != NULL && error == NULL, "%s: %s", desc,
       error ? error->message : "?");
   g_free (desc);
-  return p;
+  return rb_track_pipeline (p);
 }
 
 static inline GstElement *

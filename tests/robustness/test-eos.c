@@ -421,7 +421,7 @@ static Suite *
 robustness_eos_suite (void)
 {
   Suite *s = suite_create ("fastvlmcaption-eos");
-  TCase *tc = tcase_create ("general");
+  TCase *tc = rb_tcase_new ("general");
 
   tcase_set_timeout (tc, 600);
   suite_add_tcase (s, tc);

@@ -473,7 +473,7 @@ static Suite *
 robustness_seek_suite (void)
 {
   Suite *s = suite_create ("fastvlmcaption-seek");
-  TCase *tc = tcase_create ("general");
+  TCase *tc = rb_tcase_new ("general");
 
   tcase_set_timeout (tc, 600);
   suite_add_tcase (s, tc);

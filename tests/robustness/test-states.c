@@ -35,6 +35,10 @@
  *                         instead, proving the restarted element still works. Open fds and
  *                         threads of the process after the last cycle equal those after
  *                         cycle 10 (small slack for GLib's thread pool).
+ * Every pipeline, gate and counter is registered with the teardown of robust-util.h, so a
+ * failed check (which under CK_FORK=no jumps out of the test) still stops what the test
+ * made; FASTVLM_ROBUST_INJECT_FAILURE makes state_pairs_* fail at the first change with a
+ * run in flight, which teardown.sh uses to prove it.
  * What it is not: a leak check by itself (asan.sh runs this under AddressSanitizer), nor a
  * timing test: no assertion depends on the machine's speed, only generous timeouts.
  */
@@ -125,6 +129,10 @@ run_state_pairs (gboolean live, gint delay_ms, gint rounds)
           gst_element_state_get_name (p.from));
       if (in_flight)
         in_flight_changes++;
+      /* teardown.sh: a check failing here leaves the pipeline with a run in flight */
+      fail_if (in_flight && g_getenv ("FASTVLM_ROBUST_INJECT_FAILURE") != NULL,
+          "injected failure, the model busy in %s",
+          gst_element_state_get_name (p.from));
 
       rb_set_state_wait (pipeline, p.to);
       rb_assert_no_error (bus);
@@ -172,6 +180,31 @@ count_handoff (GstElement * sink, GstBuffer * buf, GstPad * pad, gint * n)
   g_atomic_int_inc (n);
 }
 
+/* Waits (up to 2 minutes: no check timeout applies under CK_FORK=no) until *@n >= @value. */
+static gboolean
+wait_count (gint * n, gint value)
+{
+  gint64 end = g_get_monotonic_time () + 120 * G_USEC_PER_SEC;
+
+  while (g_atomic_int_get (n) < value) {
+    if (g_get_monotonic_time () > end)
+      return FALSE;
+    g_usleep (1000);
+  }
+  return TRUE;
+}
+
+/* A handoff counter that outlives a failed check: freed by the teardown after the
+ * pipeline (made after this call) has stopped. */
+static gint *
+new_frame_counter (void)
+{
+  gint *n = g_new0 (gint, 1);
+
+  rb_defer (g_free, n);
+  return n;
+}
+
 /* A live pipeline with a sink on text_src reaches PLAYING, and video flows, while the
  * first model run is still going: the text sink must not wait for the first caption. */
 GST_START_TEST (test_live_preroll_no_wait)
@@ -179,7 +212,7 @@ GST_START_TEST (test_live_preroll_no_wait)
   GstElement *pipeline, *caption, *vsink;
   GstStateChangeReturn ret;
   RbCaptions *rc;
-  gint frames = 0;
+  gint *frames = new_frame_counter ();
   GstState state;
 
   /* a run that outlasts the test: only the shutdown ends it */
@@ -190,7 +223,7 @@ GST_START_TEST (test_live_preroll_no_wait)
       "fakesink name=vs sync=true signal-handoffs=true c.text_src ! fakesink");
   caption = rb_get (pipeline, "c");
   vsink = rb_get (pipeline, "vs");
-  g_signal_connect (vsink, "handoff", G_CALLBACK (count_handoff), &frames);
+  g_signal_connect (vsink, "handoff", G_CALLBACK (count_handoff), frames);
   rc = rb_captions_new (caption);
 
   fail_if (gst_element_set_state (pipeline, GST_STATE_PLAYING) ==
@@ -202,8 +235,7 @@ GST_START_TEST (test_live_preroll_no_wait)
   fail_unless (fvlm_test_busy (caption));
   fail_unless_equals_int (rb_captions_count (rc), 0);
   /* and the video goes on meanwhile */
-  while (g_atomic_int_get (&frames) < 10)
-    g_usleep (1000);
+  fail_unless (wait_count (frames, 10), "no video while the model runs");
   fail_unless_equals_int (rb_captions_count (rc), 0);
 
   rb_set_state_wait (pipeline, GST_STATE_NULL);
@@ -221,6 +253,30 @@ typedef struct
   gint seen, hold;
   gboolean held, released;
 } TextGate;
+
+/* Teardown: a check failed while the probe held a buffer — let it go, or stopping the
+ * pipeline waits for that streaming thread forever. */
+static void
+text_gate_release (gpointer data)
+{
+  TextGate *g = data;
+
+  g_mutex_lock (&g->lock);
+  g->released = TRUE;
+  g_cond_broadcast (&g->cond);
+  g_mutex_unlock (&g->lock);
+}
+
+/* Teardown, after the pipeline is stopped. */
+static void
+text_gate_free (gpointer data)
+{
+  TextGate *g = data;
+
+  g_mutex_clear (&g->lock);
+  g_cond_clear (&g->cond);
+  g_free (g);
+}
 
 static GstPadProbeReturn
 text_gate_probe (GstPad * pad, GstPadProbeInfo * info, TextGate * g)
@@ -245,13 +301,18 @@ GST_START_TEST (test_offline_pause_text_sink)
 {
   GstElement *pipeline, *caption, *vsink;
   GstStateChangeReturn ret;
-  TextGate g = { 0, };
+  TextGate *g = g_new0 (TextGate, 1);
   GstPad *text;
-  gint frames = 0;
+  gint *frames = new_frame_counter ();
+  gboolean held;
+  gint64 end;
 
-  g_mutex_init (&g.lock);
-  g_cond_init (&g.cond);
-  g.hold = 3;
+  /* teardown order (last registered first): release the gate, stop the pipeline, free
+   * the gate */
+  g_mutex_init (&g->lock);
+  g_cond_init (&g->cond);
+  g->hold = 3;
+  rb_defer (text_gate_free, g);
   pipeline = rb_pipeline ("videotestsrc pattern=ball ! "
       "video/x-raw,format=I420,width=64,height=48,framerate=30/1 ! "
       "fastvlmcaption name=c @MODEL@ max-new-tokens=3 ! "
@@ -259,28 +320,28 @@ GST_START_TEST (test_offline_pause_text_sink)
       "fakesink sync=false");
   caption = rb_get (pipeline, "c");
   vsink = rb_get (pipeline, "vs");
-  g_signal_connect (vsink, "handoff", G_CALLBACK (count_handoff), &frames);
+  g_signal_connect (vsink, "handoff", G_CALLBACK (count_handoff), frames);
   text = gst_element_get_static_pad (caption, "text_src");
   gst_pad_add_probe (text, GST_PAD_PROBE_TYPE_BUFFER,
-      (GstPadProbeCallback) text_gate_probe, &g, NULL);
+      (GstPadProbeCallback) text_gate_probe, g, NULL);
   gst_object_unref (text);
+  rb_defer (text_gate_release, g);
 
   rb_set_state_wait (pipeline, GST_STATE_PLAYING);
-  g_mutex_lock (&g.lock);
-  while (!g.held)
-    g_cond_wait (&g.cond, &g.lock);
-  g_mutex_unlock (&g.lock);
+  held = TRUE;
+  end = g_get_monotonic_time () + 120 * G_USEC_PER_SEC;
+  g_mutex_lock (&g->lock);
+  while (!g->held && held)
+    held = g_cond_wait_until (&g->cond, &g->lock, end) || g->held;
+  g_mutex_unlock (&g->lock);
+  fail_unless (held, "the 3rd caption never reached the text pad");
   /* frame 2 (the held caption's) is rendered: offline, a frame goes on once its
    * result exists, before its text is pushed */
-  while (g_atomic_int_get (&frames) < 3)
-    g_usleep (1000);
+  fail_unless (wait_count (frames, 3), "frame 2 was never rendered");
 
   fail_if (gst_element_set_state (pipeline, GST_STATE_PAUSED) ==
       GST_STATE_CHANGE_FAILURE);
-  g_mutex_lock (&g.lock);
-  g.released = TRUE;
-  g_cond_broadcast (&g.cond);
-  g_mutex_unlock (&g.lock);
+  text_gate_release (g);
   ret = gst_element_get_state (pipeline, NULL, NULL, 60 * GST_SECOND);
   if (ret != GST_STATE_CHANGE_SUCCESS)
     rb_dump_states (pipeline);
@@ -289,8 +350,6 @@ GST_START_TEST (test_offline_pause_text_sink)
   rb_set_state_wait (pipeline, GST_STATE_PLAYING);
   rb_set_state_wait (pipeline, GST_STATE_NULL);
   gst_object_unref (pipeline);
-  g_mutex_clear (&g.lock);
-  g_cond_clear (&g.cond);
 }
 
 GST_END_TEST;
@@ -307,6 +366,7 @@ GST_START_TEST (test_no_model_plays)
       "video/x-raw,format=I420,width=64,height=48,framerate=30/1 ! "
       "fastvlmcaption name=c ! fakesink c.text_src ! fakesink", NULL);
   fail_unless (pipeline != NULL);
+  rb_track_pipeline (pipeline);
   bus = gst_element_get_bus (pipeline);
   rb_set_state_wait (pipeline, GST_STATE_PLAYING);
   msg = gst_bus_timed_pop_filtered (bus, 60 * GST_SECOND,
@@ -390,7 +450,7 @@ static Suite *
 robustness_states_suite (void)
 {
   Suite *s = suite_create ("fastvlmcaption-states");
-  TCase *tc = tcase_create ("general");
+  TCase *tc = rb_tcase_new ("general");
 
   tcase_set_timeout (tc, 600);
   suite_add_tcase (s, tc);

@@ -4,8 +4,10 @@ end with a one-line message naming the cause and exit status 1 (2 for usage erro
 a crash; a 1x1 image must work.
 
 usage: test_cli.py {vision|run}     (suite 'reference': needs the Python model tools)
-Inputs: undecodable, empty, missing and truncated image files; a PNG whose header claims
-9000x9000 pixels (over FASTVLM_MAX_IMAGE_PIXELS, refused before decoding); --size not a
+Inputs: undecodable, empty, missing and truncated image files; PNGs whose headers claim
+8192x8193 pixels and a 65537-pixel side (one over FASTVLM_MAX_IMAGE_PIXELS and
+FASTVLM_MAX_IMAGE_SIDE, refused before decoding) and a real 65536x1 PNG (at the limit,
+works); 64 questions (works) and 65 (refused, FASTVLM_MAX_PROMPTS); --size not a
 multiple of 64; a --pixels file of the wrong size; an mmproj with a tensor renamed away;
 a language-model GGUF given as mmproj; an mmproj whose projector width (32) differs from
 the language model's hidden size (64).
@@ -64,10 +66,22 @@ def bad_files(tmp):
         with open(src, "rb") as f, open(p, "wb") as g:
             g.write(f.read()[:n])
         files[name] = (p, needle)
+    # docs/limits.md: one pixel over FASTVLM_MAX_IMAGE_PIXELS, one column over
+    # FASTVLM_MAX_IMAGE_SIDE; refused from the header, before decoding
     p = os.path.join(tmp, "huge.png")
-    png_header_only(p, 9000, 9000)
-    files["huge"] = (p, "over the limit")
+    png_header_only(p, 8192, 8193)
+    files["huge"] = (p, "67117056 pixels, over the limit of 67108864 (FASTVLM_MAX_IMAGE_PIXELS)")
+    p = os.path.join(tmp, "wide.png")
+    png_header_only(p, 65537, 1)
+    files["wide"] = (p, "over the limit of 65536 pixels (FASTVLM_MAX_IMAGE_SIDE)")
     return files
+
+
+def widest(tmp):
+    """A real 65536x1 PNG: at FASTVLM_MAX_IMAGE_SIDE, it must work."""
+    p = os.path.join(tmp, "65536x1.png")
+    Image.new("RGB", (65536, 1), (10, 200, 30)).save(p)
+    return p
 
 
 def one_by_one(tmp):
@@ -130,6 +144,19 @@ def case_run():
         V.check(1 <= len(ids) <= 4 and all(i.lstrip("-").isdigit() for i in ids),
                 f"1x1 image: unexpected output {r.stdout!r}")
         print(f"ok  1x1 image -> ids {ids}")
+        r = V.run(base + ["--image", widest(tmp), "--ids"])
+        V.check(1 <= len(r.stdout.split()) <= 4, f"65536x1 image: output {r.stdout!r}")
+        print("ok  65536x1 image (FASTVLM_MAX_IMAGE_SIDE)")
+        # FASTVLM_MAX_PROMPTS questions are answered, one more is refused before any work
+        many = [a for i in range(64) for a in ("-p", f"Q{i}?")]
+        r = V.run([V.CLI, "run", "-m", llm, "--mmproj", mmproj, "-n", "1", "--ids",
+                   "--image", one_by_one(tmp)] + many)
+        V.check(len(r.stdout.splitlines()) == 64, f"64 questions: {len(r.stdout.splitlines())} "
+                                                  f"answers")
+        print("ok  64 questions (FASTVLM_MAX_PROMPTS)")
+        expect_fail([V.CLI, "run", "-m", llm, "--mmproj", mmproj, "-n", "1",
+                     "--image", one_by_one(tmp)] + many + ["-p", "One more?"],
+                    "65 questions (-p), over the limit of 64 (FASTVLM_MAX_PROMPTS)")
         expect_fail(base + ["--image", one_by_one(tmp), "--size", "100"], "100", "64")
         expect_fail(base[:5] + [mmproj_without(mmproj, "v.exp.weight", tmp)] + base[6:]
                     + ["--image", one_by_one(tmp)], "v.exp.weight", "missing")

@@ -12,8 +12,9 @@
  *   - f16-stored matrices == f32 matrices holding the same f16-rounded values;
  *   - error statuses and messages: missing tensor / BN tensor, wrong shape, version,
  *     unknown mixer, projector type, mismatched stage arrays, bad input size, abort;
- *   - preprocessing limits: empty, over the pixel limit (refused before reading), short
- *     stride, and a 1x1 image (must work).
+ *   - preprocessing limits: empty, the pixel and side limits at the limit (works) and one
+ *     over (refused before reading, the message names the limit), short stride, and a 1x1
+ *     image (must work).
  * Exit 1 on any failure.
  */
 #include <math.h>
@@ -562,6 +563,43 @@ static void test_preprocess_limits(void)
     st = fvlm_image_preprocess(px, 1, 1, 3, 0, pad, 1.0f / 255, mean, std, out, &err);
     if (st != FASTVLM_ERR_IMAGE)
         FAIL("output size 0: %s", fastvlm_status_str(st));
+    /* the limits of fastvlm.h (docs/limits.md), at the limit and one over: 8192x8192
+     * pixels and a 65536-pixel side pass, one more pixel or one more column do not
+     * (refused before any pixel is read, so the 3-byte buffer serves) */
+    {
+        const int32_t side = 8192;
+        uint8_t *big = calloc((size_t)side * side, 3);   /* zero pages: cheap to read */
+        if (!big) {
+            FAIL("cannot allocate an image of %d x %d", side, side);
+        } else {
+            st = fvlm_image_preprocess(big, side, side, (size_t)side * 3, 64, pad, 1.0f / 255,
+                                       mean, std, out, &err);
+            if (st != FASTVLM_OK)
+                FAIL("8192x8192 image (at FASTVLM_MAX_IMAGE_PIXELS): %s", err.message);
+            free(big);
+        }
+        st = fvlm_image_preprocess(px, side, side + 1, (size_t)side * 3, 64, pad, 1.0f / 255,
+                                   mean, std, out, &err);
+        if (st != FASTVLM_ERR_IMAGE || !strstr(err.message, "8192x8193") ||
+            !strstr(err.message, "67117056 pixels") ||
+            !strstr(err.message, "FASTVLM_MAX_IMAGE_PIXELS"))
+            FAIL("8192x8193 image: %s '%s'", fastvlm_status_str(st), err.message);
+    }
+    {
+        uint8_t *row = calloc((size_t)FASTVLM_MAX_IMAGE_SIDE, 3);
+        st = row ? fvlm_image_preprocess(row, FASTVLM_MAX_IMAGE_SIDE, 1,
+                                         (size_t)FASTVLM_MAX_IMAGE_SIDE * 3, 64, pad, 1.0f / 255,
+                                         mean, std, out, &err)
+                 : FASTVLM_ERR_NOMEM;
+        if (st != FASTVLM_OK)
+            FAIL("65536x1 image (at FASTVLM_MAX_IMAGE_SIDE): %s", err.message);
+        free(row);
+        st = fvlm_image_preprocess(px, 1, FASTVLM_MAX_IMAGE_SIDE + 1, 3, 64, pad, 1.0f / 255,
+                                   mean, std, out, &err);
+        if (st != FASTVLM_ERR_IMAGE || !strstr(err.message, "1x65537") ||
+            !strstr(err.message, "FASTVLM_MAX_IMAGE_SIDE"))
+            FAIL("1x65537 image: %s '%s'", fastvlm_status_str(st), err.message);
+    }
     /* 1x1 works: a constant image stays constant through the bicubic upscale */
     st = fvlm_image_preprocess(px, 1, 1, 3, 64, pad, 1.0f / 255, mean, std, out, &err);
     if (st != FASTVLM_OK) {

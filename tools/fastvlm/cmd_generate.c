@@ -45,50 +45,6 @@ static void usage(FILE *f)
             "      --ids             print generated token ids instead of text\n");
 }
 
-/* Parses "1,2,3" (commas and/or spaces) into a new array; ids are not range-checked here
- * (the engine reports an out-of-range id with its index). */
-static int32_t *parse_ids(const char *s, int32_t *n_out)
-{
-    size_t cap = 16, n = 0;
-    int32_t *v = malloc(cap * sizeof *v);
-    const char *p = s;
-    if (!v)
-        return NULL;
-    for (;;) {
-        char buf[32];
-        size_t len = 0;
-        long x;
-        while (*p == ',' || *p == ' ')
-            p++;
-        if (!*p)
-            break;
-        while (p[len] && p[len] != ',' && p[len] != ' ')
-            len++;
-        if (len >= sizeof buf)
-            goto bad;
-        memcpy(buf, p, len);
-        buf[len] = '\0';
-        if (!cli_parse_int(buf, INT32_MIN, INT32_MAX, &x))
-            goto bad;
-        if (n == cap) {
-            int32_t *nv = realloc(v, 2 * cap * sizeof *v);
-            if (!nv)
-                goto bad;
-            v = nv;
-            cap *= 2;
-        }
-        v[n++] = (int32_t)x;
-        p += len;
-    }
-    if (n == 0)
-        goto bad;
-    *n_out = (int32_t)n;
-    return v;
-bad:
-    free(v);
-    return NULL;
-}
-
 typedef struct gen_out {
     bool ids;
     int32_t n;
@@ -165,13 +121,12 @@ static fastvlm_status generate_from_ids(fastvlm_session *s, const fastvlm_model 
 
 int cmd_generate(int argc, char **argv)
 {
-    const char *model_path = NULL, *prompt = NULL, *tokens = NULL, *system = NULL;
+    const char *prompt = NULL, *tokens = NULL, *system = NULL;
     bool chat = false;
     gen_out o = {false, 0};
-    long n_predict = 128, threads = 2, ctx = 4096, v;
+    cli_model_opts mo = {NULL, 2, 4096};
+    long n_predict = 128, v;
     fastvlm_sampler_params sp = fastvlm_sampler_default_params();
-    fastvlm_model_params mp = fastvlm_model_default_params();
-    fastvlm_session_params sep = fastvlm_session_default_params();
     fastvlm_model *model = NULL;
     fastvlm_session *s = NULL;
     fastvlm_error err;
@@ -181,20 +136,15 @@ int cmd_generate(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED_VAL()                                                     \
-    do {                                                               \
-        if (!val)                                                      \
-            return cli_usage_error(CMD, "option %s needs a value", a); \
-        i++;                                                           \
-    } while (0)
+        const int common = cli_model_option(CMD, argc, argv, &i, &mo);
+#define NEED_VAL() CLI_NEED_VAL(CMD, a, val, i)
+        if (common == 2)
+            return 2;
+        if (common)
+            continue;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "-v")) {
-            cli_verbosity++;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            NEED_VAL();
-            model_path = val;
         } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
             NEED_VAL();
             prompt = val;
@@ -236,14 +186,6 @@ int cmd_generate(int argc, char **argv)
             NEED_VAL();
             if (!cli_parse_u64(val, &sp.seed))
                 return cli_usage_error(CMD, "bad --seed '%s'", val);
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            NEED_VAL();
-            if (!cli_parse_int(val, 1, 256, &threads))
-                return cli_usage_error(CMD, "bad -t '%s' (1..256)", val);
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
-            NEED_VAL();
-            if (!cli_parse_int(val, 1, INT32_MAX, &ctx))
-                return cli_usage_error(CMD, "bad -c '%s'", val);
         } else if (!strcmp(a, "--ids")) {
             o.ids = true;
         } else {
@@ -251,29 +193,19 @@ int cmd_generate(int argc, char **argv)
         }
 #undef NEED_VAL
     }
-    if (!model_path)
+    if (!mo.model_path)
         return cli_usage_error(CMD, "-m MODEL.gguf is required");
     if (!prompt == !tokens)
         return cli_usage_error(CMD, "give exactly one of -p TEXT and --tokens LIST");
     if (tokens && (chat || system))
         return cli_usage_error(CMD, "--chat/--system apply to -p only");
 
-    mp.log = cli_log;
-    mp.log_level = FASTVLM_LOG_DEBUG;
-    st = fastvlm_model_load(model_path, &mp, &model, &err);
-    if (st != FASTVLM_OK)
-        return cli_fail(CMD, &err);
-    sep.n_threads = (int32_t)threads;
-    sep.n_ctx = (int32_t)ctx;
-    st = fastvlm_session_new(model, &sep, &s, &err);
-    if (st != FASTVLM_OK) {
-        rc = cli_fail(CMD, &err);
-        goto out;
-    }
+    if (cli_model_open(CMD, &mo, (int32_t)mo.ctx, &model, &s))
+        return 1;
 
     if (tokens) {
         int32_t n_ids = 0;
-        int32_t *ids = parse_ids(tokens, &n_ids);
+        int32_t *ids = cli_parse_ids(tokens, &n_ids);
         if (!ids) {
             rc = cli_usage_error(CMD, "bad --tokens '%s' (integers separated by commas)", tokens);
             goto out;

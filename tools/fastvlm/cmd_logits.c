@@ -30,48 +30,6 @@ static void usage(FILE *f)
             "      --one-by-one    evaluate token by token instead of one batch\n");
 }
 
-static int32_t *parse_ids(const char *s, int32_t *n_out)
-{
-    size_t cap = 16, n = 0;
-    int32_t *v = malloc(cap * sizeof *v);
-    const char *p = s;
-    if (!v)
-        return NULL;
-    for (;;) {
-        char buf[32];
-        size_t len = 0;
-        long x;
-        while (*p == ',' || *p == ' ')
-            p++;
-        if (!*p)
-            break;
-        while (p[len] && p[len] != ',' && p[len] != ' ')
-            len++;
-        if (len >= sizeof buf)
-            goto bad;
-        memcpy(buf, p, len);
-        buf[len] = '\0';
-        if (!cli_parse_int(buf, INT32_MIN, INT32_MAX, &x))
-            goto bad;
-        if (n == cap) {
-            int32_t *nv = realloc(v, 2 * cap * sizeof *v);
-            if (!nv)
-                goto bad;
-            v = nv;
-            cap *= 2;
-        }
-        v[n++] = (int32_t)x;
-        p += len;
-    }
-    if (n == 0)
-        goto bad;
-    *n_out = (int32_t)n;
-    return v;
-bad:
-    free(v);
-    return NULL;
-}
-
 /* Writes n floats little-endian whatever the host order. */
 static bool write_f32le(FILE *f, const float *x, size_t n)
 {
@@ -94,11 +52,9 @@ static bool write_f32le(FILE *f, const float *x, size_t n)
 
 int cmd_logits(int argc, char **argv)
 {
-    const char *model_path = NULL, *tokens = NULL, *out_path = NULL;
-    long threads = 2, ctx = 0;
+    const char *tokens = NULL, *out_path = NULL;
+    cli_model_opts mo = {NULL, 2, 0};
     bool one_by_one = false;
-    fastvlm_model_params mp = fastvlm_model_default_params();
-    fastvlm_session_params sep = fastvlm_session_default_params();
     fastvlm_model *model = NULL;
     fastvlm_session *s = NULL;
     fastvlm_model_info info;
@@ -112,34 +68,21 @@ int cmd_logits(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED_VAL()                                                     \
-    do {                                                               \
-        if (!val)                                                      \
-            return cli_usage_error(CMD, "option %s needs a value", a); \
-        i++;                                                           \
-    } while (0)
+        const int common = cli_model_option(CMD, argc, argv, &i, &mo);
+#define NEED_VAL() CLI_NEED_VAL(CMD, a, val, i)
+        if (common == 2)
+            return 2;
+        if (common)
+            continue;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "-v")) {
-            cli_verbosity++;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            NEED_VAL();
-            model_path = val;
         } else if (!strcmp(a, "--tokens")) {
             NEED_VAL();
             tokens = val;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             NEED_VAL();
             out_path = val;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            NEED_VAL();
-            if (!cli_parse_int(val, 1, 256, &threads))
-                return cli_usage_error(CMD, "bad -t '%s' (1..256)", val);
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
-            NEED_VAL();
-            if (!cli_parse_int(val, 1, INT32_MAX, &ctx))
-                return cli_usage_error(CMD, "bad -c '%s'", val);
         } else if (!strcmp(a, "--one-by-one")) {
             one_by_one = true;
         } else {
@@ -147,27 +90,17 @@ int cmd_logits(int argc, char **argv)
         }
 #undef NEED_VAL
     }
-    if (!model_path || !tokens || !out_path)
+    if (!mo.model_path || !tokens || !out_path)
         return cli_usage_error(CMD, "-m MODEL.gguf, --tokens LIST and -o OUT.f32 are required");
-    ids = parse_ids(tokens, &n);
+    ids = cli_parse_ids(tokens, &n);
     if (!ids)
         return cli_usage_error(CMD, "bad --tokens '%s' (integers separated by commas)", tokens);
 
-    mp.log = cli_log;
-    mp.log_level = FASTVLM_LOG_DEBUG;
-    st = fastvlm_model_load(model_path, &mp, &model, &err);
-    if (st != FASTVLM_OK) {
-        rc = cli_fail(CMD, &err);
+    if (cli_model_open(CMD, &mo, mo.ctx ? (int32_t)mo.ctx : n, &model, &s)) {
+        rc = 1;
         goto out;
     }
     fastvlm_model_get_info(model, &info);
-    sep.n_threads = (int32_t)threads;
-    sep.n_ctx = ctx ? (int32_t)ctx : n;
-    st = fastvlm_session_new(model, &sep, &s, &err);
-    if (st != FASTVLM_OK) {
-        rc = cli_fail(CMD, &err);
-        goto out;
-    }
     logits = malloc((size_t)n * (size_t)info.n_vocab * sizeof *logits);
     if (!logits) {
         fprintf(stderr, "fastvlm logits: out of memory for %d x %d logits\n", n, info.n_vocab);

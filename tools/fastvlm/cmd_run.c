@@ -72,7 +72,8 @@ static bool on_token(int32_t token, const char *piece, void *ud)
     return true;
 }
 
-#define RUN_MAX_ITEMS 256   /* images, and questions */
+/* Images of one run (docs/limits.md); questions: FASTVLM_MAX_PROMPTS, as for ask_many. */
+#define RUN_MAX_IMAGES 256
 
 /* Totals over every answer, for the --timings summary. */
 typedef struct run_totals {
@@ -107,10 +108,10 @@ static void print_timings(const fastvlm_result *r, int img, int n_img, const cha
 int cmd_run(int argc, char **argv)
 {
     const char *model_path = NULL, *mmproj = NULL, *system = NULL;
-    const char *images[RUN_MAX_ITEMS], *prompts[RUN_MAX_ITEMS];
-    int n_images = 0, n_prompts = 0;
-    uint8_t *rgbs[RUN_MAX_ITEMS] = {0};
-    int32_t ws[RUN_MAX_ITEMS] = {0}, hs[RUN_MAX_ITEMS] = {0};
+    const char *images[RUN_MAX_IMAGES], *prompts[FASTVLM_MAX_PROMPTS];
+    int n_images = 0, n_prompts = 0, n_images_given = 0, n_prompts_given = 0;
+    uint8_t *rgbs[RUN_MAX_IMAGES] = {0};
+    int32_t ws[RUN_MAX_IMAGES] = {0}, hs[RUN_MAX_IMAGES] = {0};
     long n_predict = 256, threads = 2, ctx = 4096, size = 0, draft_max = 8;
     bool timings = false, reuse = true;
     run_totals tot;
@@ -131,12 +132,7 @@ int cmd_run(int argc, char **argv)
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         uint64_t u;
-#define NEED_VAL()                                                     \
-    do {                                                               \
-        if (!val)                                                      \
-            return cli_usage_error(CMD, "option %s needs a value", a); \
-        i++;                                                           \
-    } while (0)
+#define NEED_VAL() CLI_NEED_VAL(CMD, a, val, i)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -148,14 +144,12 @@ int cmd_run(int argc, char **argv)
             mmproj = val;
         } else if (!strcmp(a, "--image")) {
             NEED_VAL();
-            if (n_images == RUN_MAX_ITEMS)
-                return cli_usage_error(CMD, "more than %d --image", RUN_MAX_ITEMS);
-            images[n_images++] = val;
+            if (n_images_given++ < RUN_MAX_IMAGES)
+                images[n_images++] = val;
         } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
             NEED_VAL();
-            if (n_prompts == RUN_MAX_ITEMS)
-                return cli_usage_error(CMD, "more than %d -p", RUN_MAX_ITEMS);
-            prompts[n_prompts++] = val;
+            if (n_prompts_given++ < FASTVLM_MAX_PROMPTS)
+                prompts[n_prompts++] = val;
         } else if (!strcmp(a, "--system")) {
             NEED_VAL();
             system = val;
@@ -203,6 +197,16 @@ int cmd_run(int argc, char **argv)
     }
     if (!model_path || !mmproj || !n_images)
         return cli_usage_error(CMD, "need -m MODEL, --mmproj MMPROJ and --image FILE");
+    if (n_images_given > RUN_MAX_IMAGES) {
+        fprintf(stderr, "fastvlm run: %d images (--image), over the limit of %d "
+                        "(RUN_MAX_IMAGES)\n", n_images_given, RUN_MAX_IMAGES);
+        return 1;
+    }
+    if (n_prompts_given > FASTVLM_MAX_PROMPTS) {
+        fprintf(stderr, "fastvlm run: %d questions (-p), over the limit of %d "
+                        "(FASTVLM_MAX_PROMPTS)\n", n_prompts_given, FASTVLM_MAX_PROMPTS);
+        return 1;
+    }
     if (!n_prompts)
         prompts[n_prompts++] = gp.prompt;
 

@@ -128,12 +128,7 @@ int cmd_vision(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED_VAL()                                                     \
-    do {                                                               \
-        if (!val)                                                      \
-            return cli_usage_error(CMD, "option %s needs a value", a); \
-        i++;                                                           \
-    } while (0)
+#define NEED_VAL() CLI_NEED_VAL(CMD, a, val, i)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;

@@ -36,9 +36,15 @@ static int check_size(const char *path, uint64_t w, uint64_t h, char *msg, size_
         return -1;
     }
     if (w * h > FASTVLM_MAX_IMAGE_PIXELS) {
-        snprintf(msg, msg_len, "%s: image %llux%llu has %llu pixels, over the limit of %u",
-                 path, (unsigned long long)w, (unsigned long long)h,
-                 (unsigned long long)(w * h), FASTVLM_MAX_IMAGE_PIXELS);
+        snprintf(msg, msg_len, "%s: image %llux%llu has %llu pixels, over the limit of %u "
+                 "(FASTVLM_MAX_IMAGE_PIXELS)", path, (unsigned long long)w,
+                 (unsigned long long)h, (unsigned long long)(w * h), FASTVLM_MAX_IMAGE_PIXELS);
+        return -1;
+    }
+    if (w > FASTVLM_MAX_IMAGE_SIDE || h > FASTVLM_MAX_IMAGE_SIDE) {
+        snprintf(msg, msg_len, "%s: image %llux%llu: a side is over the limit of %d pixels "
+                 "(FASTVLM_MAX_IMAGE_SIDE)", path, (unsigned long long)w,
+                 (unsigned long long)h, FASTVLM_MAX_IMAGE_SIDE);
         return -1;
     }
     return 0;
