@@ -630,3 +630,152 @@ fastvlm_status fvlm_llm_forward(const fvlm_llm *llm, fvlm_llm_state *st, fvlm_po
     }
     return FASTVLM_OK;
 }
+
+/* ---- one decode step of several states (batch.c) --------------------------------------- */
+
+/* Attention of the batch's rows, row i over its own state's cache up to its own position;
+ * threaded over (row, head) pairs. The loops are attn_worker's, in the same order, so a
+ * row's result is the one a single-row forward of its state gives. */
+typedef struct attn_multi_job {
+    const fvlm_llm *llm;
+    fvlm_llm_state *scratch;       /* q (in), xb2 (out) */
+    fvlm_llm_state *const *sts;    /* [nb] */
+    const int32_t *pos;            /* [nb] position of each row */
+    int32_t layer;
+    int32_t nb;
+    float *att;                    /* [n_threads][max_ctx] */
+    int32_t max_ctx;
+} attn_multi_job;
+
+static void attn_multi_worker(void *arg, int ith, int nth)
+{
+    const attn_multi_job *J = arg;
+    const fvlm_llm_hparams *hp = &J->llm->hp;
+    const int32_t hd = hp->head_dim;
+    const int32_t group = hp->n_head / hp->n_head_kv;
+    const int64_t n_tasks = (int64_t)J->nb * hp->n_head;
+    const int64_t t0 = n_tasks * ith / nth, t1 = n_tasks * (ith + 1) / nth;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *att = J->att + (size_t)ith * J->max_ctx;
+
+    for (int64_t task = t0; task < t1; task++) {
+        const int32_t i = (int32_t)(task / hp->n_head), h = (int32_t)(task % hp->n_head);
+        const fvlm_llm_state *st = J->sts[i];
+        const int32_t kv_dim = st->kv_dim, kvh = h / group;
+        const size_t layer_off = (size_t)J->layer * st->n_ctx * kv_dim;
+        const float *kc = st->k_cache + layer_off, *vc = st->v_cache + layer_off;
+        const int32_t n_keys = J->pos[i] + 1;
+        const float *q = J->scratch->q + (int64_t)i * hp->n_embd + (int64_t)h * hd;
+        float *o = J->scratch->xb2 + (int64_t)i * hp->n_embd + (int64_t)h * hd;
+
+        for (int32_t t = 0; t < n_keys; t++) {
+            const float *k = kc + (size_t)t * kv_dim + (size_t)kvh * hd;
+            float s = 0.0f;
+            for (int32_t j = 0; j < hd; j++)
+                s += q[j] * k[j];
+            att[t] = s * scale;
+        }
+        fvlm_softmax(att, n_keys);
+        memset(o, 0, (size_t)hd * sizeof(float));
+        for (int32_t t = 0; t < n_keys; t++) {
+            const float *v = vc + (size_t)t * kv_dim + (size_t)kvh * hd;
+            const float a = att[t];
+            for (int32_t j = 0; j < hd; j++)
+                o[j] += a * v[j];
+        }
+    }
+}
+
+fastvlm_status fvlm_llm_forward_multi(const fvlm_llm *llm, fvlm_llm_state *const *sts,
+                                      int32_t nb, fvlm_pool *pool, const int32_t *ids,
+                                      const int32_t *pos, float *const *logits,
+                                      fvlm_llm_abort_fn should_abort, void *abort_ud,
+                                      fastvlm_error *err)
+{
+    const fvlm_llm_hparams *hp = &llm->hp;
+    fvlm_llm_state *sc = sts[0];   /* its scratch rows carry the whole batch */
+    const int32_t kv_dim = sc->kv_dim;
+    int32_t max_ctx = 0;
+    float *kv = NULL, *att = NULL, *k_rows, *v_rows;
+    fastvlm_status status = FASTVLM_OK;
+
+    if (nb < 1 || nb > sc->n_batch || fvlm_pool_size(pool) > sc->n_threads)
+        return fvlm_set_error(err, FASTVLM_ERR_INTERNAL,
+                              "llm forward multi: bad call (%d rows, scratch for %d, pool %d)",
+                              nb, sc->n_batch, fvlm_pool_size(pool));
+    for (int32_t i = 0; i < nb; i++) {
+        if (pos[i] < 0 || pos[i] >= sts[i]->n_ctx || sts[i]->kv_dim != kv_dim)
+            return fvlm_set_error(err, FASTVLM_ERR_INTERNAL,
+                                  "llm forward multi: row %d at %d, n_ctx %d", (int)i,
+                                  (int)pos[i], (int)sts[i]->n_ctx);
+        if (sts[i]->n_ctx > max_ctx)
+            max_ctx = sts[i]->n_ctx;
+    }
+    /* new keys/values of the batch before they go to their caches: [2][nb][kv_dim] */
+    kv = malloc(floats_bytes(2, (size_t)nb, (size_t)kv_dim));
+    att = malloc(floats_bytes((size_t)fvlm_pool_size(pool), (size_t)max_ctx, 1));
+    if (!kv || !att) {
+        status = fvlm_set_error(err, FASTVLM_ERR_NOMEM, "llm forward multi: out of memory");
+        goto done;
+    }
+    k_rows = kv;
+    v_rows = kv + (size_t)nb * kv_dim;
+
+    fvlm_llm_embed(llm, ids, nb, sc->x);
+    for (int32_t i = 0; i < nb; i++)
+        fvlm_rope_sincos(sc->rope + (size_t)i * hp->head_dim, hp->head_dim, pos[i],
+                         hp->rope_theta);
+
+    for (int32_t l = 0; l < hp->n_layer; l++) {
+        const fvlm_llm_layer *L = &llm->layers[l];
+
+        if (should_abort && should_abort(abort_ud)) {
+            status = fvlm_set_error(err, FASTVLM_ERR_ABORTED, "aborted at layer %d", (int)l);
+            goto done;
+        }
+        /* attention: the projections read each weight once for all rows */
+        run_rows(pool, ROWS_NORM, llm, sc, nb, L->attn_norm, NULL);
+        fvlm_matmul(pool, &L->wq, sc->xb, nb, sc->q, L->bq);
+        fvlm_matmul(pool, &L->wk, sc->xb, nb, k_rows, L->bk);
+        fvlm_matmul(pool, &L->wv, sc->xb, nb, v_rows, L->bv);
+        run_rows(pool, ROWS_ROPE, llm, sc, nb, NULL, k_rows);
+        for (int32_t i = 0; i < nb; i++) {
+            const size_t row = ((size_t)l * sts[i]->n_ctx + (size_t)pos[i]) * kv_dim;
+            memcpy(sts[i]->k_cache + row, k_rows + (size_t)i * kv_dim, kv_dim * sizeof(float));
+            memcpy(sts[i]->v_cache + row, v_rows + (size_t)i * kv_dim, kv_dim * sizeof(float));
+        }
+        {
+            attn_multi_job job = {llm, sc, sts, pos, l, nb, att, max_ctx};
+            fvlm_pool_run(pool, attn_multi_worker, &job);
+        }
+        fvlm_matmul(pool, &L->wo, sc->xb2, nb, sc->xb, NULL);
+        run_rows(pool, ROWS_ADD, llm, sc, nb, NULL, NULL);
+
+        /* SwiGLU feed-forward */
+        run_rows(pool, ROWS_NORM, llm, sc, nb, L->ffn_norm, NULL);
+        fvlm_matmul(pool, &L->w_gate, sc->xb, nb, sc->hb, NULL);
+        fvlm_matmul(pool, &L->w_up, sc->xb, nb, sc->hb2, NULL);
+        run_rows(pool, ROWS_SWIGLU, llm, sc, nb, NULL, NULL);
+        fvlm_matmul(pool, &L->w_down, sc->hb, nb, sc->xb, NULL);
+        run_rows(pool, ROWS_ADD, llm, sc, nb, NULL, NULL);
+    }
+
+    /* final norm and lm_head for every row, each into its own state's logits */
+    run_rows(pool, ROWS_NORM, llm, sc, nb, llm->output_norm, NULL);
+    {
+        float *all = malloc(floats_bytes((size_t)nb, (size_t)hp->n_vocab, 1));
+        if (!all) {
+            status = fvlm_set_error(err, FASTVLM_ERR_NOMEM, "llm forward multi: out of memory");
+            goto done;
+        }
+        fvlm_matmul(pool, &llm->output, sc->xb, nb, all, NULL);
+        for (int32_t i = 0; i < nb; i++)
+            memcpy(logits[i], all + (size_t)i * hp->n_vocab, (size_t)hp->n_vocab * sizeof(float));
+        free(all);
+    }
+
+done:
+    free(kv);
+    free(att);
+    return status;
+}

@@ -70,6 +70,19 @@ fastvlm_status fvlm_llm_forward(const fvlm_llm *llm, fvlm_llm_state *st, fvlm_po
                                 fvlm_llm_abort_fn should_abort, void *abort_ud,
                                 fastvlm_error *err);
 
+/* One decode step of nb states at once (batch.c): row i is token ids[i] of state sts[i]
+ * (distinct states of this model) at position pos[i] (< its n_ctx); its key/value go into
+ * that state's cache and its n_vocab logits to logits[i]. The matrix products run once
+ * over all rows (each weight read once per step); attention stays per state. Row i's
+ * results are those of fvlm_llm_forward(sts[i], ids + i, 1, pos[i]) when the matmul is
+ * batch-invariant (tests/llm/test_batch.c checks). sts[0]'s scratch holds the batch:
+ * nb <= its n_batch, pool size <= its n_threads. Returns OK, ABORTED or NOMEM. */
+fastvlm_status fvlm_llm_forward_multi(const fvlm_llm *llm, fvlm_llm_state *const *sts,
+                                      int32_t nb, fvlm_pool *pool, const int32_t *ids,
+                                      const int32_t *pos, float *const *logits,
+                                      fvlm_llm_abort_fn should_abort, void *abort_ud,
+                                      fastvlm_error *err);
+
 /* KV snapshots (session_kv.c): positions [0, n_pos) of every layer's keys and values,
  * n_pos <= n_ctx. fvlm_llm_kv_floats() is the size of one copy in floats (keys and values
  * together, layout [2][n_layer][n_pos][kv_dim]); save copies out of the cache, load back

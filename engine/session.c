@@ -828,7 +828,8 @@ fastvlm_status fastvlm_session_ask(fastvlm_session *s, const fastvlm_generate_pa
                     L = vlogits;
                 }
             } else {
-                st = fvlm_session_eval(s, &tok, NULL, NULL, 1, NULL, &ab, err);
+                st = s->batcher ? fvlm_batcher_step(s, tok, err)
+                                : fvlm_session_eval(s, &tok, NULL, NULL, 1, NULL, &ab, err);
                 L = s->logits;
             }
             if (st != FASTVLM_OK) {
@@ -837,6 +838,8 @@ fastvlm_status fastvlm_session_ask(fastvlm_session *s, const fastvlm_generate_pa
                 break;
             }
         }
+        if (s->batcher)
+            fvlm_batcher_leave(s);
         /* fastvlm_session_logits() = the logits of the last position in the cache */
         if (L != s->logits && s->have_logits)
             memcpy(s->logits, L, (size_t)nv * sizeof(float));

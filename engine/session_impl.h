@@ -80,6 +80,12 @@ struct fastvlm_session {
     bool image_timings_pending;    /* report t_pre/t_vis with the next answer only */
 
     fvlm_drafts drafts;            /* previous answers per prompt */
+
+    /* batch.c: decode steps shared with other sessions' asks; NULL = alone */
+    fastvlm_batcher *batcher;
+    bool batch_decoding;           /* counted among the batcher's decoding sessions (its lock) */
+    bool batch_done;               /* the posted step finished (its lock) */
+    fastvlm_status batch_status;   /* and its outcome */
 };
 
 /* The abort poll handed to the decoder and the tower: the session flag or the caller's
@@ -91,6 +97,12 @@ typedef struct abort_ctx {
 } abort_ctx;
 
 bool fvlm_session_abort_poll(void *p);
+
+/* batch.c: one decode step of `tok` through the session's batcher (joined with the steps
+ * other sessions post meanwhile); as fvlm_session_eval(s, &tok, NULL, NULL, 1, NULL, ...).
+ * fvlm_batcher_leave(): the session's decode loop ended (no more steps of this answer). */
+fastvlm_status fvlm_batcher_step(fastvlm_session *s, int32_t tok, fastvlm_error *err);
+void fvlm_batcher_leave(fastvlm_session *s);
 
 /* Runs n rows (ids or embeddings) at n_past, records what the positions hold (`items`, or
  * the ids, or FVLM_KV_OPAQUE rows when both are NULL) and advances n_past, only on

@@ -79,6 +79,19 @@
  * Over the last `window` (uint, up to 256) model runs: `latency-p50-ms`, `latency-p95-ms`,
  * `latency-p99-ms`, `queue-ms`, `preprocess-ms`, `vision-ms`, `prefill-ms`, `decode-ms`
  * (means, double) and `decode-tokens-per-second` (double).
+ * Sharing (uint unless said): `model-users` (elements of the process on the same loaded
+ * model), `scheduler-streams`, `scheduler-max-runs`, `scheduler-running`,
+ * `scheduler-waiting` and `scheduler-grants` (guint64) of that model's run scheduler;
+ * `batch-forwards` and `batch-steps` (guint64): batched decode forwards on that model
+ * and the decode steps they carried (batch-decode).
+ *
+ * ## Many elements, one model
+ *
+ * Elements of one process naming the same model files share the loaded model and take
+ * turns running it (gstfastvlmscheduler.c): at most `concurrent-runs` runs at once (default:
+ * one, with all the threads), the stream served least recently first. A live stream's
+ * waiting frame keeps being replaced by newer ones until its turn; a flush or state change
+ * of one element cancels only its own wait or run.
  *
  * ## Other bus messages
  *
@@ -144,6 +157,8 @@ GST_DEBUG_CATEGORY_STATIC (gst_fastvlm_caption_debug);
 #define DEFAULT_SEED 0
 #define DEFAULT_IMAGE_SIZE 0
 #define DEFAULT_THREADS 0
+#define DEFAULT_CONCURRENT_RUNS 0
+#define DEFAULT_BATCH_DECODE FALSE
 #define DEFAULT_INTERVAL 0
 #define DEFAULT_MODE GST_FASTVLM_CAPTION_MODE_AUTO
 #define DEFAULT_MAX_LATENCY 0
@@ -179,7 +194,9 @@ enum
   PROP_STATS_INTERVAL,
   PROP_REUSE_THRESHOLD,
   PROP_REUSE,
-  PROP_PROMPTS
+  PROP_PROMPTS,
+  PROP_CONCURRENT_RUNS,
+  PROP_BATCH_DECODE
 };
 
 enum
@@ -343,6 +360,20 @@ gst_fastvlm_caption_class_init (GstFastVLMCaptionClass * klass)
       g_param_spec_int ("threads", "Threads",
           "CPU threads of the model; 0 = one per CPU", 0, 256, DEFAULT_THREADS,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (gobject_class, PROP_CONCURRENT_RUNS,
+      g_param_spec_int ("concurrent-runs", "Concurrent runs",
+          "Model runs at once among all elements of the process sharing this model "
+          "(same files); the others wait their turn, least recently served first. The "
+          "smallest value among those elements applies. 0 = CPUs / threads, at least 1",
+          0, 256, DEFAULT_CONCURRENT_RUNS,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (gobject_class, PROP_BATCH_DECODE,
+      g_param_spec_boolean ("batch-decode", "Batch decode",
+          "Run this element's decode steps together with those of the other elements "
+          "on the same model running at the same time (one forward reads the weights "
+          "once for all; needs concurrent-runs > 1). Captions are the same either way",
+          DEFAULT_BATCH_DECODE,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_INTERVAL,
       g_param_spec_uint64 ("interval", "Interval",
           "Least running time between two sampled frames, in ns; 0 = as often as the "
@@ -491,6 +522,8 @@ gst_fastvlm_caption_init (GstFastVLMCaption * self)
   self->seed = DEFAULT_SEED;
   self->image_size = DEFAULT_IMAGE_SIZE;
   self->n_threads = DEFAULT_THREADS;
+  self->concurrent_runs = DEFAULT_CONCURRENT_RUNS;
+  self->batch_decode = DEFAULT_BATCH_DECODE;
   self->interval = DEFAULT_INTERVAL;
   self->mode = DEFAULT_MODE;
   self->max_latency = DEFAULT_MAX_LATENCY;
@@ -715,6 +748,12 @@ gst_fastvlm_caption_set_property (GObject * object, guint prop_id,
     case PROP_THREADS:
       self->n_threads = g_value_get_int (value);
       break;
+    case PROP_CONCURRENT_RUNS:
+      self->concurrent_runs = g_value_get_int (value);
+      break;
+    case PROP_BATCH_DECODE:
+      self->batch_decode = g_value_get_boolean (value);
+      break;
     case PROP_INTERVAL:
       self->interval = g_value_get_uint64 (value);
       break;
@@ -782,17 +821,36 @@ static GstStructure *
 gst_fastvlm_caption_get_stats (GstFastVLMCaption * self)
 {
   gboolean busy;
+  FvlmSchedulerStats sched = { 0, };
+  guint users = 0;
+  guint64 n_batches = 0, n_rows = 0;
   GstStructure *s;
 
   /* the worker exists from start() to stop(), both on the state-change thread; reading
-   * the pointer under the object lock keeps this from racing with them */
+   * the pointer under the object lock keeps this from racing with them (stop() frees
+   * the worker before it releases the model) */
   GST_OBJECT_LOCK (self);
   busy = self->worker ? fvlm_worker_is_busy (self->worker) : FALSE;
+  if (self->worker) {
+    fvlm_worker_get_scheduler_stats (self->worker, &sched);
+    users = fvlm_model_handle_get_users (self->model);
+    if (fvlm_model_handle_get_batcher (self->model))
+      fastvlm_batcher_get_stats (fvlm_model_handle_get_batcher (self->model),
+          &n_batches, &n_rows);
+  }
   GST_OBJECT_UNLOCK (self);
 
   g_mutex_lock (&self->lock);
   s = fvlm_stats_to_structure (&self->stats, busy);
   g_mutex_unlock (&self->lock);
+  gst_structure_set (s, "model-users", G_TYPE_UINT, users,
+      "scheduler-streams", G_TYPE_UINT, sched.n_streams,
+      "scheduler-max-runs", G_TYPE_UINT, sched.max_runs,
+      "scheduler-running", G_TYPE_UINT, sched.running,
+      "scheduler-waiting", G_TYPE_UINT, sched.waiting,
+      "scheduler-grants", G_TYPE_UINT64, sched.grants,
+      "batch-forwards", G_TYPE_UINT64, n_batches,
+      "batch-steps", G_TYPE_UINT64, n_rows, NULL);
   return s;
 }
 
@@ -844,6 +902,12 @@ gst_fastvlm_caption_get_property (GObject * object, guint prop_id,
       break;
     case PROP_THREADS:
       g_value_set_int (value, self->n_threads);
+      break;
+    case PROP_CONCURRENT_RUNS:
+      g_value_set_int (value, self->concurrent_runs);
+      break;
+    case PROP_BATCH_DECODE:
+      g_value_set_boolean (value, self->batch_decode);
       break;
     case PROP_INTERVAL:
       g_value_set_uint64 (value, self->interval);
@@ -1169,7 +1233,9 @@ gst_fastvlm_caption_start (GstBaseTransform * trans)
 {
   GstFastVLMCaption *self = GST_FASTVLM_CAPTION (trans);
   gchar *model_path, *mmproj_path, *text, *refused = NULL;
-  gint image_size, n_threads;
+  gint image_size, n_threads, concurrent_runs;
+  gboolean batch_decode;
+  guint max_runs;
   GError *error = NULL;
   fastvlm_session_params sp;
   FvlmNormalize norm;
@@ -1184,6 +1250,8 @@ gst_fastvlm_caption_start (GstBaseTransform * trans)
   mmproj_path = g_strdup (self->mmproj_path);
   image_size = self->image_size;
   n_threads = self->n_threads;
+  concurrent_runs = self->concurrent_runs;
+  batch_decode = self->batch_decode;
   GST_OBJECT_UNLOCK (self);
 
   g_mutex_lock (&self->lock);
@@ -1245,8 +1313,13 @@ gst_fastvlm_caption_start (GstBaseTransform * trans)
   sp = fastvlm_session_default_params ();
   sp.n_threads = n_threads > 0 ? n_threads : (gint) g_get_num_processors ();
   sp.image_size = self->size;
+  /* auto: as many runs at once as keep engine threads ~ CPUs (one with all threads) */
+  max_runs = concurrent_runs > 0 ? (guint) concurrent_runs :
+      MAX (1u, g_get_num_processors () / (guint) sp.n_threads);
   worker = fvlm_worker_new (fvlm_model_handle_get_model (self->model), &sp,
-      &norm, &gst_fastvlm_caption_worker_funcs, self, &error);
+      &norm, fvlm_model_handle_get_scheduler (self->model), max_runs,
+      batch_decode ? fvlm_model_handle_get_batcher (self->model) : NULL,
+      &gst_fastvlm_caption_worker_funcs, self, &error);
   if (worker == NULL)
     goto session_failed;
   GST_OBJECT_LOCK (self);
@@ -1257,8 +1330,9 @@ gst_fastvlm_caption_start (GstBaseTransform * trans)
       self->info.n_layer, self->size, self->size);
   gst_fastvlm_caption_post_progress (self, GST_PROGRESS_TYPE_COMPLETE, text);
   g_free (text);
-  GST_INFO_OBJECT (self, "model %s ready, %d threads, image %d",
-      fvlm_model_handle_get_key (self->model), sp.n_threads, self->size);
+  GST_INFO_OBJECT (self, "model %s ready, %d threads, image %d, %u runs at once",
+      fvlm_model_handle_get_key (self->model), sp.n_threads, self->size,
+      max_runs);
   g_free (model_path);
   g_free (mmproj_path);
   return TRUE;

@@ -63,6 +63,8 @@ struct _GstFastVLMCaption
   guint64 seed;
   gint image_size;              /* pixels, 0 = the model's */
   gint n_threads;               /* 0 = number of CPUs */
+  gint concurrent_runs;         /* runs of the shared model at once; 0 = CPUs / threads */
+  gboolean batch_decode;        /* join decode steps with concurrent runs on the model */
   GstClockTime interval;        /* ns of running time between samples */
   GstFastVLMCaptionMode mode;
   GstClockTime max_latency;     /* ns, 0 = unbounded */

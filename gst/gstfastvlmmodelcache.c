@@ -25,6 +25,8 @@ struct _FvlmModelHandle
   gchar *key;
   gint refcount;                /* under cache_lock */
   fastvlm_model *model;
+  FvlmScheduler *scheduler;     /* run slots of this model, shared by its users */
+  fastvlm_batcher *batcher;     /* joins decode steps of concurrent runs (batch-decode) */
 };
 
 static GMutex cache_lock;
@@ -158,6 +160,9 @@ fvlm_model_cache_acquire (const gchar * model_path, const gchar * mmproj_path,
     goto failed;
   }
   handle->refcount = 1;
+  handle->scheduler = fvlm_scheduler_new ();
+  if (fastvlm_batcher_new (handle->model, &handle->batcher, &err) != FASTVLM_OK)
+    GST_WARNING ("no decode batcher: %s", err.message);
   handle->key = g_string_free (key, FALSE);
   g_hash_table_insert (cache_table, handle->key, handle);
   g_mutex_unlock (&cache_lock);
@@ -190,6 +195,8 @@ fvlm_model_cache_release (FvlmModelHandle * handle)
   g_mutex_unlock (&cache_lock);
 
   GST_INFO ("freeing model %s", handle->key);
+  fvlm_scheduler_free (handle->scheduler);
+  fastvlm_batcher_free (handle->batcher);
   fastvlm_model_free (handle->model);
   g_free (handle->key);
   g_free (handle);
@@ -199,6 +206,29 @@ const fastvlm_model *
 fvlm_model_handle_get_model (FvlmModelHandle * handle)
 {
   return handle->model;
+}
+
+FvlmScheduler *
+fvlm_model_handle_get_scheduler (FvlmModelHandle * handle)
+{
+  return handle->scheduler;
+}
+
+fastvlm_batcher *
+fvlm_model_handle_get_batcher (FvlmModelHandle * handle)
+{
+  return handle->batcher;
+}
+
+guint
+fvlm_model_handle_get_users (FvlmModelHandle * handle)
+{
+  guint n;
+
+  g_mutex_lock (&cache_lock);
+  n = (guint) handle->refcount;
+  g_mutex_unlock (&cache_lock);
+  return n;
 }
 
 const gchar *

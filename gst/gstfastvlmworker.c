@@ -10,11 +10,15 @@
  * Test hook: FASTVLM_GST_TEST_DELAY_MS=<n> (read when the worker starts) makes every model
  * run wait n ms before asking the engine — an abortable sleep standing in for a slow model,
  * so tests of live behaviour, flushing and shutdown do not need a large model.
+ * FASTVLM_GST_TEST_ALIGN_MS=<n> (with the delay) extends that wait to the next multiple of
+ * n ms of the monotonic clock, so concurrent runs of several elements ask the engine at
+ * the same instant (tests/robustness test-multistream batch_decode).
  */
 #include <string.h>
 #include <stdlib.h>
 
 #include "gstfastvlmworker.h"
+#include "gstfastvlmscheduler.h"
 #include "fastvlmorc.h"
 
 GST_DEBUG_CATEGORY_STATIC (fvlm_worker_debug);
@@ -27,14 +31,18 @@ struct _FvlmWorker
   GThread *thread;
 
   fastvlm_session *session;
+  FvlmSchedStream *stream;      /* our place in the model's run scheduler; NULL = none */
   FvlmNormalize norm;
   FvlmWorkerFuncs funcs;
   gpointer user_data;
   gint64 test_delay_us;
+  gint64 test_align_us;
 
   /* under lock */
   FvlmRequest *mailbox;
   gboolean busy;                /* a request was taken and is not finished */
+  gboolean acquiring;           /* waiting for a run slot (the request stays in the
+                                 * mailbox meanwhile: live, newer frames replace it) */
   gboolean outputting;          /* funcs->output or funcs->idle is running */
   gboolean flushing;
   gboolean quit;
@@ -50,6 +58,7 @@ struct _FvlmWorker
   gint abort;                   /* atomic: the engine's should_abort answers it */
 
   /* worker thread only */
+  gboolean slot_held;           /* a run slot of the scheduler is ours */
   gfloat *planar;
   gint planar_size;
   /* the last encoded frame: its features (our reference), fingerprint and PTS */
@@ -264,6 +273,8 @@ fvlm_worker_test_delay (FvlmWorker * w, FvlmJob * job)
 {
   gint64 end = g_get_monotonic_time () + w->test_delay_us;
 
+  if (w->test_align_us > 0)
+    end += w->test_align_us - end % w->test_align_us;
   if (job->deadline_us != 0 && job->deadline_us < end)
     end = job->deadline_us;
   g_mutex_lock (&w->lock);
@@ -533,6 +544,15 @@ fvlm_worker_process (FvlmWorker * w, FvlmRequest * req)
 
   outcome = fvlm_worker_run_model (w, req, res, &n_res, &reason, &message);
   end_us = g_get_monotonic_time ();
+  /* the model is free for the next stream before our outputs (which may block
+   * downstream) go out */
+  if (w->slot_held) {
+    gboolean full = outcome == FVLM_RUN_RESULT && !res[0].reused
+        && !res[0].truncated;
+
+    w->slot_held = FALSE;
+    fvlm_scheduler_release (w->stream, full ? end_us - w->run_start_us : 0);
+  }
   for (gint i = 0; i < n; i++) {
     res[i].end_us = end_us;
     res[i].latency_ms = (end_us - req->arrival_us) / 1000.0;
@@ -592,8 +612,39 @@ fvlm_worker_loop (gpointer data)
     if (w->quit)
       break;
     if (w->mailbox && !w->flushing) {
-      FvlmRequest *req = w->mailbox;
+      FvlmRequest *req;
+      gdouble distance;
 
+      /* A run slot first, unless the answer is republished (no model run). The
+       * request is taken only once the slot is ours: whatever the mailbox holds then
+       * (the latest frame, live) is what runs. */
+      if (w->stream && !w->slot_held
+          && fvlm_worker_gate (w, w->mailbox, &distance) != FVLM_REUSE_ANSWER) {
+        gboolean granted;
+
+        /* Text pad upkeep first (queued, never blocks): other streams' runs may keep us
+         * waiting long, and a sink on text_src must preroll meanwhile — idle() covers
+         * the text stream up to the waiting frame's PTS. */
+        if (w->kicked) {
+          w->kicked = FALSE;
+          w->outputting = TRUE;
+          g_mutex_unlock (&w->lock);
+          w->funcs.idle (w, w->user_data);
+          g_mutex_lock (&w->lock);
+          w->outputting = FALSE;
+          g_cond_broadcast (&w->cond);
+          continue;
+        }
+        w->acquiring = TRUE;
+        g_mutex_unlock (&w->lock);
+        granted = fvlm_scheduler_acquire (w->stream, &w->abort);
+        g_mutex_lock (&w->lock);
+        w->acquiring = FALSE;
+        g_cond_broadcast (&w->cond);
+        w->slot_held = granted;
+        continue;
+      }
+      req = w->mailbox;
       w->mailbox = NULL;
       w->busy = TRUE;
       w->running_pts = req->pts;
@@ -610,6 +661,12 @@ fvlm_worker_loop (gpointer data)
       g_mutex_lock (&w->lock);
       continue;
     }
+    if (w->slot_held) {
+      /* granted, but the request went (flush) or is a republished answer now */
+      w->slot_held = FALSE;
+      fvlm_scheduler_release (w->stream, 0);
+      continue;
+    }
     if (w->kicked && !w->flushing) {
       w->kicked = FALSE;
       w->outputting = TRUE;
@@ -623,6 +680,10 @@ fvlm_worker_loop (gpointer data)
     g_cond_wait (&w->cond, &w->lock);
   }
   g_mutex_unlock (&w->lock);
+  if (w->slot_held) {
+    w->slot_held = FALSE;
+    fvlm_scheduler_release (w->stream, 0);
+  }
   return NULL;
 }
 
@@ -631,6 +692,7 @@ fvlm_worker_loop (gpointer data)
 FvlmWorker *
 fvlm_worker_new (const fastvlm_model * model,
     const fastvlm_session_params * params, const FvlmNormalize * norm,
+    FvlmScheduler * scheduler, guint max_runs, fastvlm_batcher * batcher,
     const FvlmWorkerFuncs * funcs, gpointer user_data, GError ** error)
 {
   FvlmWorker *w;
@@ -646,16 +708,24 @@ fvlm_worker_new (const fastvlm_model * model,
     g_free (w);
     return NULL;
   }
+  if (batcher && fastvlm_session_set_batcher (w->session, batcher,
+          &err) != FASTVLM_OK)
+    GST_WARNING ("decode steps not batched: %s", err.message);
   g_mutex_init (&w->lock);
   g_cond_init (&w->cond);
   w->norm = *norm;
   w->funcs = *funcs;
   w->user_data = user_data;
   w->running_pts = GST_CLOCK_TIME_NONE;
+  if (scheduler)
+    w->stream = fvlm_scheduler_register (scheduler, max_runs);
 
   delay = g_getenv ("FASTVLM_GST_TEST_DELAY_MS");
   if (delay && *delay)
     w->test_delay_us = g_ascii_strtoll (delay, NULL, 10) * 1000;
+  delay = g_getenv ("FASTVLM_GST_TEST_ALIGN_MS");
+  if (delay && *delay)
+    w->test_align_us = g_ascii_strtoll (delay, NULL, 10) * 1000;
   if (w->test_delay_us > 0)
     GST_WARNING ("test hook: every model run is delayed by %" G_GINT64_FORMAT
         " ms", w->test_delay_us / 1000);
@@ -675,10 +745,14 @@ fvlm_worker_free (FvlmWorker * w)
   w->flushing = TRUE;
   g_atomic_int_set (&w->abort, 1);
   fastvlm_session_request_abort (w->session);
+  if (w->stream)
+    fvlm_scheduler_wake (w->stream);
   g_cond_broadcast (&w->cond);
   g_mutex_unlock (&w->lock);
 
   g_thread_join (w->thread);
+  /* the thread neither holds nor waits for a slot any more */
+  fvlm_scheduler_unregister (w->stream);
 
   fvlm_request_free (w->mailbox);
   fastvlm_session_free (w->session);
@@ -703,11 +777,14 @@ fvlm_worker_set_flushing (FvlmWorker * w, gboolean flushing)
     }
     g_atomic_int_set (&w->abort, 1);
     fastvlm_session_request_abort (w->session);
+    /* only our own wait for a slot ends; other streams' runs go on */
+    if (w->stream)
+      fvlm_scheduler_wake (w->stream);
     g_cond_broadcast (&w->cond);
   } else {
-    /* the aborted run and any output still in progress finish first, so nothing from
-     * before the flush reaches the element afterwards */
-    while (w->busy || w->outputting)
+    /* the aborted run, our wait for a slot and any output still in progress finish
+     * first, so nothing from before the flush reaches the element afterwards */
+    while (w->busy || w->outputting || w->acquiring)
       g_cond_wait (&w->cond, &w->lock);
     w->flushing = FALSE;
     w->kicked = FALSE;
@@ -811,6 +888,15 @@ fvlm_worker_is_busy (FvlmWorker * w)
   return busy;
 }
 
+gboolean
+fvlm_worker_get_scheduler_stats (FvlmWorker * w, FvlmSchedulerStats * stats)
+{
+  if (w->stream == NULL)
+    return FALSE;
+  fvlm_scheduler_get_stats (w->stream, stats);
+  return TRUE;
+}
+
 gint64
 fvlm_worker_predicted_remaining_us (FvlmWorker * w)
 {
@@ -820,6 +906,9 @@ fvlm_worker_predicted_remaining_us (FvlmWorker * w)
   if (w->busy && w->mean_run_us > 0)
     remaining = (gint64) w->mean_run_us - (g_get_monotonic_time () -
         w->run_start_us);
+  else if (w->acquiring)
+    /* other streams run first: the waiting request is taken after that */
+    remaining = fvlm_scheduler_predicted_wait_us (w->stream);
   g_mutex_unlock (&w->lock);
   return remaining;
 }

@@ -23,6 +23,7 @@
 #include <gst/gst.h>
 #include "fastvlm.h"
 #include "gstfastvlmpreprocess.h"
+#include "gstfastvlmscheduler.h"
 
 G_BEGIN_DECLS
 
@@ -133,10 +134,18 @@ typedef struct
   void (*started) (FvlmWorker * worker, const FvlmRequest * req, gpointer user_data);
 } FvlmWorkerFuncs;
 
-/* Creates the session on @model and starts the thread. NULL + @error on failure. */
+/* Creates the session on @model and starts the thread. With @scheduler (the model's,
+ * see gstfastvlmscheduler.h) every model run first waits for a run slot, the worker
+ * asking for at most @max_runs runs of the model at once; NULL = runs whenever ready.
+ * With @batcher (the model's) the session's decode steps join those of the other
+ * sessions attached to it that run at the same time (engine/batch.c); NULL = alone.
+ * NULL + @error on failure. */
 FvlmWorker *  fvlm_worker_new            (const fastvlm_model * model,
                                           const fastvlm_session_params * params,
                                           const FvlmNormalize * norm,
+                                          FvlmScheduler * scheduler,
+                                          guint max_runs,
+                                          fastvlm_batcher * batcher,
                                           const FvlmWorkerFuncs * funcs,
                                           gpointer user_data, GError ** error);
 
@@ -166,8 +175,12 @@ void          fvlm_worker_kick           (FvlmWorker * worker);
 /* State for the sampling decision (streaming thread). */
 gboolean      fvlm_worker_is_busy        (FvlmWorker * worker);
 /* Microseconds until the running generation is expected to end (mean of the last runs
- * minus time spent); G_MININT64 when idle or nothing has been measured yet. */
+ * minus time spent), or, while waiting for a run slot, until the slot is expected;
+ * G_MININT64 when idle or nothing has been measured yet. */
 gint64        fvlm_worker_predicted_remaining_us (FvlmWorker * worker);
+/* The scheduler's counters; FALSE when the worker has no scheduler. */
+gboolean      fvlm_worker_get_scheduler_stats (FvlmWorker * worker,
+                                          FvlmSchedulerStats * stats);
 /* PTS of the request waiting in the mailbox, or of the one running when @include_running;
  * GST_CLOCK_TIME_NONE when none. */
 GstClockTime  fvlm_worker_pending_pts    (FvlmWorker * worker, gboolean include_running);

@@ -300,6 +300,45 @@ FASTVLM_API int32_t fastvlm_session_sample(fastvlm_session *session,
                                            const int32_t *history, int32_t n_history);
 FASTVLM_API void fastvlm_session_set_seed(fastvlm_session *session, uint64_t seed);
 
+/* Batched decode across sessions: evaluates one token per session, ids[i] in sessions[i]
+ * (n distinct sessions of one model, 1 <= n <= FASTVLM_BATCH_MAX_SESSIONS and <= the first
+ * session's n_ctx), each at its own position, as ONE forward pass: the matrix products
+ * read every weight once for all n rows (a decode step is bound by memory bandwidth), the
+ * attention of each row runs over its own session's cache. Each session ends as after
+ * fastvlm_session_eval_tokens(sessions[i], &ids[i], 1, NULL, ...): the same KV cache, the
+ * same logits (bit-identical: same kernels, same order per row), n_past + 1. The work
+ * runs on the first session's thread pool; fastvlm_session_request_abort() on the first
+ * session stops it. Not thread-safe with any other call on these sessions.
+ * Errors: INVALID_ARG (NULL, n out of range, sessions repeated or on another model),
+ * TOKEN_RANGE, CONTEXT_FULL (name the index), NOMEM, ABORTED; on error every KV cache is
+ * unchanged and no logits are offered. */
+#define FASTVLM_BATCH_MAX_SESSIONS 64
+FASTVLM_API fastvlm_status fastvlm_sessions_eval_batch(fastvlm_session *const *sessions,
+                                                       const int32_t *ids, int32_t n,
+                                                       fastvlm_error *err);
+
+/* A batcher joins the decode steps of sessions that run fastvlm_session_ask() at the same
+ * time on their own threads: each step a session posts waits until every session of the
+ * batcher that is decoding has posted its own (or 20 ms), and the first poster runs them
+ * all as one fastvlm_sessions_eval_batch() on its own thread pool while the others wait.
+ * Answers are unchanged (bit-identical steps); the gain is reading the weights once per
+ * step for all of them. Sessions in other stages (vision, prefill, speculative batches)
+ * are not waited for. Thread-safe: that is its purpose. Free it after every session
+ * attached to it is freed or detached. NOMEM/INVALID_ARG on failure. */
+typedef struct fastvlm_batcher fastvlm_batcher;
+FASTVLM_API fastvlm_status fastvlm_batcher_new(const fastvlm_model *model,
+                                               fastvlm_batcher **out, fastvlm_error *err);
+FASTVLM_API void fastvlm_batcher_free(fastvlm_batcher *batcher);
+/* Decode forwards run so far and the steps (rows) they carried: rows / batches is the mean
+ * batch size. Either pointer may be NULL. */
+FASTVLM_API void fastvlm_batcher_get_stats(fastvlm_batcher *batcher, uint64_t *n_batches,
+                                           uint64_t *n_rows);
+/* Attaches the session to `batcher` (NULL detaches); the model must be the batcher's.
+ * Not while the session is inside an ask. */
+FASTVLM_API fastvlm_status fastvlm_session_set_batcher(fastvlm_session *session,
+                                                       fastvlm_batcher *batcher,
+                                                       fastvlm_error *err);
+
 /* -- Vision ---------------------------------------------------------------------------- */
 
 /* Sets the session's image from interleaved 8-bit RGB (`stride` bytes per row, >= 3*width).

@@ -6,7 +6,8 @@
 # there (the engine is linked into it, so the engine is instrumented too), then runs the
 # given test programs — the ordinary ones of the main build — with libasan preloaded and
 # GST_PLUGIN_PATH on the ASan plugin, shortened by FASTVLM_ROBUST_ASAN (one round of state
-# pairs, 50 cycles instead of 200; seek, renegotiate and EOS in full). Any ASan error or
+# pairs, 50 cycles instead of 200; multistream 10 re-registrations instead of 30; seek,
+# renegotiate and EOS in full). Any ASan error or
 # LeakSanitizer leak fails it.
 # Why this subset: it runs every code path of the robustness tests once (start/stop with a
 # run in flight at every transition, flush mid-generation, caps changes, EOS drain and
