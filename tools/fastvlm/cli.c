@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 
@@ -28,6 +29,22 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "\n(see 'fastvlm %s --help')\n", cmd);
     return 2;
+}
+
+bool cli_parse_precision(const char *s, fastvlm_precision *out)
+{
+    if (!strcmp(s, "exact"))
+        *out = FASTVLM_PRECISION_EXACT;
+    else if (!strcmp(s, "fast"))
+        *out = FASTVLM_PRECISION_FAST;
+    else
+        return false;
+    return true;
+}
+
+const char *cli_precision_name(fastvlm_precision p)
+{
+    return p == FASTVLM_PRECISION_EXACT ? "exact" : "fast";
 }
 
 bool cli_parse_int(const char *s, long min, long max, long *out)

@@ -29,6 +29,12 @@ int cli_usage_error(const char *cmd, const char *fmt, ...);
 bool cli_parse_int(const char *s, long min, long max, long *out);
 bool cli_parse_float(const char *s, float *out);
 bool cli_parse_u64(const char *s, uint64_t *out);
+/* "exact" / "fast" (--precision, fastvlm.h's fastvlm_precision) and back. */
+bool cli_parse_precision(const char *s, fastvlm_precision *out);
+const char *cli_precision_name(fastvlm_precision p);
+#define CLI_PRECISION_HELP \
+    "      --precision P     decoder matmuls on quantized weights: fast (8-bit activations,\n" \
+    "                        integer dots, the default) or exact (float activations)\n"
 
 /* stderr log callback honouring -v (verbosity stored by main). */
 void cli_log(fastvlm_log_level level, const char *msg, void *user_data);

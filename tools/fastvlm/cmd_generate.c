@@ -41,6 +41,7 @@ static void usage(FILE *f)
             "      --seed S          sampling seed (default 0)\n"
             "  -v                    more logging (repeatable)\n"
             "  -t, --threads N       threads (default 2)\n"
+            CLI_PRECISION_HELP
             "  -c, --ctx N           context length (default 4096)\n"
             "      --ids             print generated token ids instead of text\n");
 }
@@ -236,6 +237,10 @@ int cmd_generate(int argc, char **argv)
             NEED_VAL();
             if (!cli_parse_u64(val, &sp.seed))
                 return cli_usage_error(CMD, "bad --seed '%s'", val);
+        } else if (!strcmp(a, "--precision")) {
+            NEED_VAL();
+            if (!cli_parse_precision(val, &sep.matmul_precision))
+                return cli_usage_error(CMD, "bad --precision '%s' (exact or fast)", val);
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             NEED_VAL();
             if (!cli_parse_int(val, 1, 256, &threads))

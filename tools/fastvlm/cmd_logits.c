@@ -26,6 +26,7 @@ static void usage(FILE *f)
             "  -o, --output FILE   raw little-endian float32, n_tokens x n_vocab\n"
             "  -v                  more logging (repeatable)\n"
             "  -t, --threads N     threads (default 2)\n"
+            CLI_PRECISION_HELP
             "  -c, --ctx N         context length (default: the number of tokens)\n"
             "      --one-by-one    evaluate token by token instead of one batch\n");
 }
@@ -132,6 +133,10 @@ int cmd_logits(int argc, char **argv)
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             NEED_VAL();
             out_path = val;
+        } else if (!strcmp(a, "--precision")) {
+            NEED_VAL();
+            if (!cli_parse_precision(val, &sep.matmul_precision))
+                return cli_usage_error(CMD, "bad --precision '%s' (exact or fast)", val);
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             NEED_VAL();
             if (!cli_parse_int(val, 1, 256, &threads))
