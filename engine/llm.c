@@ -30,6 +30,7 @@
 
 #include "error.h"
 #include "kernels.h"
+#include "kernels_q8.h"
 #include "llm.h"
 
 typedef struct fvlm_llm_layer {
@@ -67,6 +68,9 @@ struct fvlm_llm_state {
     float *hb, *hb2;           /* [n_batch][n_ff] gate, up */
     float *rope;               /* [n_batch][head_dim] cos | sin per row */
     float *att;                /* [n_threads][n_ctx] attention scores per worker */
+    fastvlm_precision precision; /* EXACT: float activations; FAST: kernels_q8.h */
+    const fvlm_q8_kernels *q8; /* the fast path's table */
+    fvlm_q8_act qa;            /* [n_batch][≤ n_ff] the current matmul input, quantized */
 };
 
 /* ---- loading -------------------------------------------------------------------------- */
@@ -376,6 +380,11 @@ fastvlm_status fvlm_llm_state_new(const fvlm_llm *llm, int32_t n_ctx, int32_t n_
     if (!st->k_cache || !st->v_cache || !st->x || !st->xb || !st->xb2 || !st->q || !st->hb ||
         !st->hb2 || !st->rope || !st->att)
         goto nomem;
+    st->precision = FASTVLM_PRECISION_EXACT;
+    st->q8 = fvlm_q8_kernels_get();
+    if (!fvlm_q8_act_reserve(&st->qa, (int64_t)n_batch *
+                             (hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd)))
+        goto nomem;
     *out = st;
     return FASTVLM_OK;
 
@@ -401,12 +410,39 @@ void fvlm_llm_state_free(fvlm_llm_state *st)
     free(st->hb2);
     free(st->rope);
     free(st->att);
+    fvlm_q8_act_free(&st->qa);
     free(st);
 }
 
 int32_t fvlm_llm_state_n_ctx(const fvlm_llm_state *st)
 {
     return st->n_ctx;
+}
+
+void fvlm_llm_state_set_precision(fvlm_llm_state *st, fastvlm_precision precision)
+{
+    st->precision = precision;
+}
+
+/* Y = X·Wᵀ (+ bias) in the state's precision. FAST applies to the weight types with an
+ * 8-bit kernel (kernels_q8.h) and quantizes X unless `same_input` says it is the input of
+ * the previous call (q/k/v, gate/up share theirs). */
+static void matmul(fvlm_llm_state *st, fvlm_pool *pool, const fvlm_tensor *W, const float *X,
+                   int64_t m, float *Y, const float *bias, bool same_input)
+{
+    const int form = fvlm_q8_form(W->type);
+    if (st->precision != FASTVLM_PRECISION_FAST || form < 0) {
+        fvlm_matmul(pool, W, X, m, Y, bias);
+        return;
+    }
+    if (!same_input)
+        fvlm_q8_act_reset(&st->qa);
+    if (!st->qa.have[form] &&
+        !fvlm_q8_act_quantize(st->q8, pool, &st->qa, X, m, W->ne[0], form)) {
+        fvlm_matmul(pool, W, X, m, Y, bias);   /* cannot happen: reserved at state_new */
+        return;
+    }
+    fvlm_matmul_q8(st->q8, pool, W, &st->qa, Y, bias);
 }
 
 /* ---- KV snapshots ---------------------------------------------------------------------- */
@@ -599,33 +635,34 @@ fastvlm_status fvlm_llm_forward(const fvlm_llm *llm, fvlm_llm_state *st, fvlm_po
 
             /* attention: norm, q/k/v (k and v straight into the cache), RoPE */
             run_rows(pool, ROWS_NORM, llm, st, nb, L->attn_norm, NULL);
-            fvlm_matmul(pool, &L->wq, st->xb, nb, st->q, L->bq);
-            fvlm_matmul(pool, &L->wk, st->xb, nb, k_rows, L->bk);
-            fvlm_matmul(pool, &L->wv, st->xb, nb, v_rows, L->bv);
+            matmul(st, pool, &L->wq, st->xb, nb, st->q, L->bq, false);
+            matmul(st, pool, &L->wk, st->xb, nb, k_rows, L->bk, true);
+            matmul(st, pool, &L->wv, st->xb, nb, v_rows, L->bv, true);
             run_rows(pool, ROWS_ROPE, llm, st, nb, NULL, k_rows);
             {
                 attn_job job = {llm, st, l, nb, pos0};
                 fvlm_pool_run(pool, attn_worker, &job);
             }
-            fvlm_matmul(pool, &L->wo, st->xb2, nb, st->xb, NULL);
+            matmul(st, pool, &L->wo, st->xb2, nb, st->xb, NULL, false);
             run_rows(pool, ROWS_ADD, llm, st, nb, NULL, NULL);
 
             /* SwiGLU feed-forward */
             run_rows(pool, ROWS_NORM, llm, st, nb, L->ffn_norm, NULL);
-            fvlm_matmul(pool, &L->w_gate, st->xb, nb, st->hb, NULL);
-            fvlm_matmul(pool, &L->w_up, st->xb, nb, st->hb2, NULL);
+            matmul(st, pool, &L->w_gate, st->xb, nb, st->hb, NULL, false);
+            matmul(st, pool, &L->w_up, st->xb, nb, st->hb2, NULL, true);
             run_rows(pool, ROWS_SWIGLU, llm, st, nb, NULL, NULL);
-            fvlm_matmul(pool, &L->w_down, st->hb, nb, st->xb, NULL);
+            matmul(st, pool, &L->w_down, st->hb, nb, st->xb, NULL, false);
             run_rows(pool, ROWS_ADD, llm, st, nb, NULL, NULL);
         }
 
         /* final norm and lm_head: every row, or only the very last one */
         if (logits && all_logits) {
             run_rows(pool, ROWS_NORM, llm, st, nb, llm->output_norm, NULL);
-            fvlm_matmul(pool, &llm->output, st->xb, nb, logits + (size_t)c0 * hp->n_vocab, NULL);
+            matmul(st, pool, &llm->output, st->xb, nb, logits + (size_t)c0 * hp->n_vocab, NULL,
+                   false);
         } else if (logits && last_chunk) {
             fvlm_rmsnorm(st->xb, st->x + (size_t)(nb - 1) * d, llm->output_norm, d, hp->rms_eps);
-            fvlm_matmul(pool, &llm->output, st->xb, 1, logits, NULL);
+            matmul(st, pool, &llm->output, st->xb, 1, logits, NULL, false);
         }
     }
     return FASTVLM_OK;

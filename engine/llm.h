@@ -53,6 +53,8 @@ fastvlm_status fvlm_llm_state_new(const fvlm_llm *llm, int32_t n_ctx, int32_t n_
                                   fastvlm_error *err);
 void fvlm_llm_state_free(fvlm_llm_state *st);
 int32_t fvlm_llm_state_n_ctx(const fvlm_llm_state *st);
+/* EXACT (the default of a new state) or FAST (fastvlm.h) for the quantized matrices. */
+void fvlm_llm_state_set_precision(fvlm_llm_state *st, fastvlm_precision precision);
 
 /* Returns true when the caller wants to stop; polled between layers. */
 typedef bool (*fvlm_llm_abort_fn)(void *ud);

@@ -31,6 +31,7 @@ fastvlm_session_params fastvlm_session_default_params(void)
     p.n_threads = 2;
     p.n_ctx = 4096;
     p.image_size = 0;
+    p.matmul_precision = FASTVLM_PRECISION_FAST;
     return p;
 }
 

@@ -71,6 +71,11 @@ fastvlm_status fastvlm_session_new(const fastvlm_model *model,
     if (params->n_ctx < 1)
         return fvlm_set_error(err, FASTVLM_ERR_INVALID_ARG,
                               "fastvlm_session_new: n_ctx %d must be >= 1", params->n_ctx);
+    if (params->matmul_precision != FASTVLM_PRECISION_EXACT &&
+        params->matmul_precision != FASTVLM_PRECISION_FAST)
+        return fvlm_set_error(err, FASTVLM_ERR_INVALID_ARG,
+                              "fastvlm_session_new: matmul_precision %d is not EXACT (0) or FAST (1)",
+                              (int)params->matmul_precision);
     n_ctx = params->n_ctx;
     if (n_ctx > model->info.n_ctx_train) {
         fvlm_log(&model->log, FASTVLM_LOG_INFO, "n_ctx %d capped at the model's %d", n_ctx,
@@ -115,8 +120,10 @@ fastvlm_status fastvlm_session_new(const fastvlm_model *model,
         fastvlm_session_free(s);
         return st;
     }
-    fvlm_log(&model->log, FASTVLM_LOG_DEBUG, "session: %d threads, context %d", params->n_threads,
-             n_ctx);
+    fvlm_llm_state_set_precision(s->st, params->matmul_precision);
+    fvlm_log(&model->log, FASTVLM_LOG_DEBUG, "session: %d threads, context %d, %s matmuls",
+             params->n_threads, n_ctx,
+             params->matmul_precision == FASTVLM_PRECISION_FAST ? "fast" : "exact");
     *out_session = s;
     return FASTVLM_OK;
 }

@@ -248,11 +248,31 @@ FASTVLM_API fastvlm_sampler_params fastvlm_sampler_default_params(void);
 
 typedef struct fastvlm_session fastvlm_session;
 
+/* How the decoder multiplies by quantized weight matrices (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+ * Q4_K, Q5_K, Q6_K; F32/F16/BF16 weights and the vision tower are always exact).
+ *   EXACT: the weights are dequantized and multiplied with float32 activations — the
+ *          numerics of the float reference (PyTorch on the dequantized weights, ~1e-6).
+ *   FAST:  each activation row is quantized on the fly to 8-bit blocks (32 elements for
+ *          the 32-element weight types, 256 for K-quants), the dot products run on
+ *          integers (AVX-512 VNNI / AVX2 / NEON dotprod) and only the block scales are
+ *          float — llama.cpp's numerics. On tiny random models the logits move by
+ *          ~1.5-2% (relative L2) from EXACT (tests/llm/test_fast.py prints the numbers).
+ * FAST is the default: a quantized file already trades more accuracy than that for size,
+ * it is what llama.cpp users compare against, and integer dots need fewer instructions per
+ * weight than converting blocks to float. EXACT is what the float-reference tests use.
+ * Both are deterministic and batch-invariant: a row's logits are the same whether it is
+ * evaluated alone, in a batch or verified in a speculative draft, with any thread count. */
+typedef enum fastvlm_precision {
+    FASTVLM_PRECISION_EXACT = 0,
+    FASTVLM_PRECISION_FAST = 1
+} fastvlm_precision;
+
 typedef struct fastvlm_session_params {
     int32_t n_threads;       /* worker threads for this session (default 2, >= 1) */
     int32_t n_ctx;           /* context length in tokens (default 4096, capped at the file's) */
     int32_t image_size;      /* vision input size, multiple of 64, <= FASTVLM_MAX_IMAGE_SIZE;
                               * 0 = the model's default */
+    fastvlm_precision matmul_precision; /* decoder matrices (default FASTVLM_PRECISION_FAST) */
 } fastvlm_session_params;
 
 FASTVLM_API fastvlm_session_params fastvlm_session_default_params(void);

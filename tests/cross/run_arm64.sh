@@ -30,8 +30,8 @@ if [ ! -f "$BUILD/build.ninja" ]; then
         -Dgst=disabled -Dbuildtype=debugoptimized >/dev/null \
         || { echo "0 passed, 1 failed (meson setup)"; exit 1; }
 fi
-TESTS=(test_simd test_simd_forced_scalar test_quant tensor test_kernels test_threadpool vision-conv)
-TARGETS=(tests/kernels/test_simd tests/kernels/test_quant tests/gguf/test_tensor
+TESTS=(test_simd test_simd_forced_scalar test_q8 test_quant tensor test_kernels test_threadpool vision-conv)
+TARGETS=(tests/kernels/test_simd tests/kernels/test_q8 tests/kernels/test_quant tests/gguf/test_tensor
          tests/llm/test_kernels tests/llm/test_threadpool tests/vision/test_conv)
 ninja -C "$BUILD" "${TARGETS[@]}" >"$BUILD/ninja-log.txt" 2>&1 \
     || { cat "$BUILD/ninja-log.txt"; echo "0 passed, 1 failed (build)"; exit 1; }

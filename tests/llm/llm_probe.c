@@ -30,6 +30,7 @@ int main(int argc, char **argv)
 {
     fastvlm_model_params mp = fastvlm_model_default_params();
     fastvlm_session_params sp = fastvlm_session_default_params();
+    sp.matmul_precision = FASTVLM_PRECISION_EXACT;   /* compared with the float reference */
     fastvlm_generate_params gp = fastvlm_generate_default_params();
     fastvlm_model *m = NULL;
     fastvlm_session *s = NULL;

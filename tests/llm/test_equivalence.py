@@ -76,10 +76,10 @@ def convert(hf, out, outtype):
     return out
 
 
-def c_logits(gguf, ids, n_vocab, work, threads=2, extra=()):
+def c_logits(gguf, ids, n_vocab, work, threads=2, extra=(), precision="exact"):
     out = os.path.join(work, "logits.f32")
     r = run([CLI, "logits", "-m", gguf, "--tokens", ",".join(map(str, ids)), "-o", out,
-             "-t", str(threads)] + list(extra))
+             "-t", str(threads), "--precision", precision] + list(extra))
     if r.returncode:
         raise RuntimeError(f"fastvlm logits {gguf}: {r.stderr.strip()}")
     a = np.fromfile(out, dtype="<f4")
@@ -89,7 +89,7 @@ def c_logits(gguf, ids, n_vocab, work, threads=2, extra=()):
 
 
 def c_generate(gguf, args):
-    r = run([CLI, "generate", "-m", gguf, "--ids", "-t", "2"] + args)
+    r = run([CLI, "generate", "-m", gguf, "--ids", "-t", "2", "--precision", "exact"] + args)
     if r.returncode:
         raise RuntimeError(f"fastvlm generate: {r.stderr.strip()}")
     return [int(x) for x in r.stdout.split()]
@@ -161,6 +161,16 @@ def test_variant(work, name, extra, summary):
             c_tok = c_logits(gguf, ids, n_vocab, work, extra=["--one-by-one"])
             e_b = rel_err(c_tok, c)
             check(e_b <= TOL_BATCH, f"{label}: batch prefill vs token-by-token: {e_b:.3g}")
+        if name == "untied" and t != "f32":
+            # FASTVLM_PRECISION_FAST (the default): same invariances, bit for bit
+            f2 = c_logits(gguf, ids, n_vocab, work, precision="fast")
+            f1 = c_logits(gguf, ids, n_vocab, work, threads=1, precision="fast")
+            f3 = c_logits(gguf, ids, n_vocab, work, threads=3, precision="fast")
+            check(np.array_equal(f1, f2) and np.array_equal(f3, f2),
+                  f"{label} fast: threads 1, 2, 3 give identical logits")
+            f_tok = c_logits(gguf, ids, n_vocab, work, extra=["--one-by-one"], precision="fast")
+            check(np.array_equal(f_tok, f2),
+                  f"{label} fast: batch prefill == token-by-token ({rel_err(f_tok, f2):.3g})")
     return hf
 
 

@@ -141,6 +141,8 @@ static void test_consistency(const fastvlm_model *m, const char *label)
                   err.message);
             if (!st)
                 continue;
+            /* ref came from a session with the default precision */
+            fvlm_llm_state_set_precision(st, fastvlm_session_default_params().matmul_precision);
             CHECK(fvlm_llm_forward(m->llm, st, pool, seq, NULL, N_SEQ, 0, got, true, NULL, NULL,
                                    &err) == FASTVLM_OK, "%s", err.message);
             CHECK(max_rel_diff(got, ref, nl) <= 1e-5, "%s: chunks of %d vs one batch: %.3g",

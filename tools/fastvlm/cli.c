@@ -31,6 +31,22 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     return 2;
 }
 
+bool cli_parse_precision(const char *s, fastvlm_precision *out)
+{
+    if (!strcmp(s, "exact"))
+        *out = FASTVLM_PRECISION_EXACT;
+    else if (!strcmp(s, "fast"))
+        *out = FASTVLM_PRECISION_FAST;
+    else
+        return false;
+    return true;
+}
+
+const char *cli_precision_name(fastvlm_precision p)
+{
+    return p == FASTVLM_PRECISION_EXACT ? "exact" : "fast";
+}
+
 bool cli_parse_int(const char *s, long min, long max, long *out)
 {
     char *end;
@@ -130,12 +146,13 @@ int cli_model_option(const char *cmd, int argc, char **argv, int *i, cli_model_o
     const bool model = !strcmp(a, "-m") || !strcmp(a, "--model");
     const bool threads = !strcmp(a, "-t") || !strcmp(a, "--threads");
     const bool ctx = !strcmp(a, "-c") || !strcmp(a, "--ctx");
+    const bool precision = !strcmp(a, "--precision");
 
     if (!strcmp(a, "-v")) {
         cli_verbosity++;
         return 1;
     }
-    if (!model && !threads && !ctx)
+    if (!model && !threads && !ctx && !precision)
         return 0;
     if (!val)
         return cli_usage_error(cmd, "option %s needs a value", a);
@@ -146,6 +163,8 @@ int cli_model_option(const char *cmd, int argc, char **argv, int *i, cli_model_o
         return cli_usage_error(cmd, "bad -t '%s' (1..256)", val);
     else if (ctx && !cli_parse_int(val, 1, INT32_MAX, &o->ctx))
         return cli_usage_error(cmd, "bad -c '%s'", val);
+    else if (precision && !cli_parse_precision(val, &o->precision))
+        return cli_usage_error(cmd, "bad --precision '%s' (exact or fast)", val);
     return 1;
 }
 
@@ -164,6 +183,7 @@ int cli_model_open(const char *cmd, const cli_model_opts *o, int32_t n_ctx,
         return cli_fail(cmd, &err);
     sp.n_threads = (int32_t)o->threads;
     sp.n_ctx = n_ctx;
+    sp.matmul_precision = o->precision;
     if (fastvlm_session_new(*model, &sp, session, &err) != FASTVLM_OK) {
         fastvlm_model_free(*model);
         *model = NULL;

@@ -38,6 +38,12 @@ int cli_usage_error(const char *cmd, const char *fmt, ...);
 bool cli_parse_int(const char *s, long min, long max, long *out);
 bool cli_parse_float(const char *s, float *out);
 bool cli_parse_u64(const char *s, uint64_t *out);
+/* "exact" / "fast" (--precision, fastvlm.h's fastvlm_precision) and back. */
+bool cli_parse_precision(const char *s, fastvlm_precision *out);
+const char *cli_precision_name(fastvlm_precision p);
+#define CLI_PRECISION_HELP \
+    "      --precision P     decoder matmuls on quantized weights: fast (8-bit activations,\n" \
+    "                        integer dots, the default) or exact (float activations)\n"
 
 /* Token ids written "1,2,3" (commas and/or spaces) as a new array (free() it) with the
  * count in *n_out; NULL when there are none or one is not an int32 (ids are not
@@ -49,9 +55,10 @@ typedef struct cli_model_opts {
     const char *model_path;  /* -m, --model */
     long threads;            /* -t, --threads (1..256) */
     long ctx;                /* -c, --ctx (>= 1; 0 = not given) */
+    fastvlm_precision precision; /* --precision (set it to the session default first) */
 } cli_model_opts;
 
-/* When argv[*i] is -m/--model, -t/--threads, -c/--ctx or -v: consumes it (and its value,
+/* When argv[*i] is -m/--model, -t/--threads, -c/--ctx, --precision or -v: consumes it (and its value,
  * advancing *i) and returns 1. Returns 0 for any other argument, and 2 after printing a
  * usage error (missing or bad value). */
 int cli_model_option(const char *cmd, int argc, char **argv, int *i, cli_model_opts *o);

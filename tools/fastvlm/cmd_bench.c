@@ -46,6 +46,7 @@ static void usage(FILE *f)
             "  -m, --model FILE      language model GGUF (qwen2)\n"
             "      --mmproj FILE     vision tower + projector GGUF (enables the vision phase)\n"
             "  -t, --threads N       threads (default 2)\n"
+            CLI_PRECISION_HELP
             "      --sizes LIST      vision input sizes, multiples of 64 (default: the file's)\n"
             "  -p, --n-prompt N      prefill batch length in tokens (default 256; 0 = skip)\n"
             "  -n, --n-gen N         decode steps (default 32; 0 = skip)\n"
@@ -237,6 +238,7 @@ typedef struct bench_opts {
     int32_t sizes[BENCH_MAX_SIZES];
     int n_sizes;
     bool use_mmap, json;
+    fastvlm_precision precision;
 } bench_opts;
 
 typedef struct bench_result {
@@ -305,6 +307,7 @@ static int run_bench(bench_opts *o, bench_result *res)
         goto out;
     }
     sep.n_threads = (int32_t)o->threads;
+    sep.matmul_precision = o->precision;
     sep.n_ctx = (int32_t)n_ctx;
     st = fastvlm_session_new(model, &sep, &s, &err);
     if (st != FASTVLM_OK) {
@@ -429,9 +432,9 @@ static void print_json(const bench_opts *o, const bench_result *r)
         fprintf(f, "null, \"mmproj_bytes\": null");
     }
     fprintf(f, ",\n \"threads\": %ld, \"reps\": %ld, \"n_prompt\": %ld, \"n_gen\": %ld, "
-               "\"decode_after\": %ld, \"mmap\": %s,\n",
+               "\"decode_after\": %ld, \"mmap\": %s, \"precision\": \"%s\",\n",
             o->threads, o->reps, o->n_prompt, o->n_gen, o->decode_after,
-            o->use_mmap ? "true" : "false");
+            o->use_mmap ? "true" : "false", cli_precision_name(o->precision));
     fprintf(f, " \"n_vocab\": %d, \"n_embd\": %d, \"n_layer\": %d, \"n_head\": %d, "
                "\"n_head_kv\": %d, \"n_ff\": %d,\n",
             r->info.n_vocab, r->info.n_embd, r->info.n_layer, r->info.n_head, r->info.n_head_kv,
@@ -475,8 +478,8 @@ static void print_table(const bench_opts *o, const bench_result *r)
         printf("mmproj   %s (%lld bytes)\n", o->mmproj_path, file_bytes(o->mmproj_path));
     printf("config   %d layers, %d embd, %d heads / %d kv, ffn %d, vocab %d\n", r->info.n_layer,
            r->info.n_embd, r->info.n_head, r->info.n_head_kv, r->info.n_ff, r->info.n_vocab);
-    printf("run      %ld threads, %ld reps after 1 warm-up, %s\n\n", o->threads, o->reps,
-           o->use_mmap ? "mmap" : "no mmap");
+    printf("run      %ld threads, %ld reps after 1 warm-up, %s, %s matmuls\n\n", o->threads,
+           o->reps, o->use_mmap ? "mmap" : "no mmap", cli_precision_name(o->precision));
     printf("%-22s %-6s %12s   %s\n", "phase", "unit", "median", "[min .. max]  mad");
     table_row("load", "ms", &r->load_ms, NULL);
     if (r->info.has_vision) {
@@ -506,6 +509,7 @@ int cmd_bench(int argc, char **argv)
     int rc;
 
     o.threads = 2;
+    o.precision = FASTVLM_PRECISION_FAST;
     o.n_prompt = 256;
     o.n_gen = 32;
     o.decode_after = 16;
@@ -528,6 +532,10 @@ int cmd_bench(int argc, char **argv)
         } else if (!strcmp(a, "--mmproj")) {
             NEED_VAL();
             o.mmproj_path = val;
+        } else if (!strcmp(a, "--precision")) {
+            NEED_VAL();
+            if (!cli_parse_precision(val, &o.precision))
+                return cli_usage_error(CMD, "bad --precision '%s' (exact or fast)", val);
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             NEED_VAL();
             if (!cli_parse_int(val, 1, 256, &o.threads))

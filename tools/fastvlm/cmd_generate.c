@@ -41,6 +41,7 @@ static void usage(FILE *f)
             "      --seed S          sampling seed (default 0)\n"
             "  -v                    more logging (repeatable)\n"
             "  -t, --threads N       threads (default 2)\n"
+            CLI_PRECISION_HELP
             "  -c, --ctx N           context length (default 4096)\n"
             "      --ids             print generated token ids instead of text\n");
 }
@@ -124,7 +125,7 @@ int cmd_generate(int argc, char **argv)
     const char *prompt = NULL, *tokens = NULL, *system = NULL;
     bool chat = false;
     gen_out o = {false, 0};
-    cli_model_opts mo = {NULL, 2, 4096};
+    cli_model_opts mo = {NULL, 2, 4096, fastvlm_session_default_params().matmul_precision};
     long n_predict = 128, v;
     fastvlm_sampler_params sp = fastvlm_sampler_default_params();
     fastvlm_model *model = NULL;

@@ -26,6 +26,7 @@ static void usage(FILE *f)
             "  -o, --output FILE   raw little-endian float32, n_tokens x n_vocab\n"
             "  -v                  more logging (repeatable)\n"
             "  -t, --threads N     threads (default 2)\n"
+            CLI_PRECISION_HELP
             "  -c, --ctx N         context length (default: the number of tokens)\n"
             "      --one-by-one    evaluate token by token instead of one batch\n");
 }
@@ -53,7 +54,7 @@ static bool write_f32le(FILE *f, const float *x, size_t n)
 int cmd_logits(int argc, char **argv)
 {
     const char *tokens = NULL, *out_path = NULL;
-    cli_model_opts mo = {NULL, 2, 0};
+    cli_model_opts mo = {NULL, 2, 0, fastvlm_session_default_params().matmul_precision};
     bool one_by_one = false;
     fastvlm_model *model = NULL;
     fastvlm_session *s = NULL;

@@ -47,6 +47,7 @@ static void usage(FILE *f)
             "      --seed S          sampling seed (default 0)\n"
             "      --size S          vision input size, a multiple of 64 (default: the mmproj's)\n"
             "  -t, --threads N       threads (default 2)\n"
+            CLI_PRECISION_HELP
             "  -c, --ctx N           context length (default 4096)\n"
             "      --reuse           reuse KV cache, drafts and unchanged images (default)\n"
             "      --no-reuse        compute every answer afresh (same answers, slower)\n"
@@ -170,6 +171,10 @@ int cmd_run(int argc, char **argv)
             NEED_VAL();
             if (!cli_parse_int(val, 1, 1 << 16, &size))
                 return cli_usage_error(CMD, "bad --size '%s'", val);
+        } else if (!strcmp(a, "--precision")) {
+            NEED_VAL();
+            if (!cli_parse_precision(val, &sep.matmul_precision))
+                return cli_usage_error(CMD, "bad --precision '%s' (exact or fast)", val);
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             NEED_VAL();
             if (!cli_parse_int(val, 1, 256, &threads))

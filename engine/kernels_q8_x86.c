@@ -1,0 +1,412 @@
+/*
+ * kernels_q8_x86.c — the x86-64 tiles of the fast (8-bit activation) matrix product
+ * (kernels_q8.h): activation quantization and the RW × RA dot tiles for Q8_0, Q4_0, Q4_1,
+ * Q5_0, Q5_1, Q4_K, Q5_K and Q6_K weights.
+ *
+ * Compiled twice by engine/meson.build: plainly with AVX2 + FMA + F16C (table
+ * fvlm_q8_kernels_avx2: u8×s8 products by vpmaddubsw + vpmaddwd), and with
+ * -DFVLM_Q8_VNNI plus AVX-512 F/BW/VL + AVX512_VNNI (table fvlm_q8_kernels_avx512vnni:
+ * vpdpbusd). Both work on 256-bit vectors of one 32-element chunk — 8 int32 lanes of 4
+ * products, exactly kernels_q8.h's lanes (on Zen 4 a 512-bit op costs two 256-bit ones
+ * anyway) — the VNNI build gains the instruction and 32 registers for wider tiles.
+ * Signed weights go through the sign trick (|w| × sign(a, w)), whose products never
+ * saturate vpmaddubsw (|w| ≤ 128, |a| ≤ 127), except the VNNI build's 32-element types,
+ * which use an offset instead (tile32). K-quant chunks are multiplied by their int16
+ * sub-block scales in vpmaddwd (Q4_K/Q5_K q ≤ 31, Q6_K |q − 32| ≤ 32: no saturation). Every result equals the scalar twin's bits
+ * (tests/kernels/test_q8.c). Not here: threading and tiling (kernels_q8.c).
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "kernels_q8.h"
+
+#ifdef FVLM_Q8_VNNI
+#  define Q8_TABLE fvlm_q8_kernels_avx512vnni
+#  define Q8_NAME "avx512vnni"
+#  define GEMM_RW 4
+#  define GEMM_RA 4
+static inline __m256i dot_us(__m256i u, __m256i s)
+{
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+}
+/* K-quants: vpmaddubsw + vpmaddwd by the int16 scales beats vpdpbusd + vpmulld */
+static inline __m256i dot_us_scaled(__m256i u, __m256i s, __m256i sc16, __m256i sc32)
+{
+    (void)sc32;
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), sc16);
+}
+#else
+#  define Q8_TABLE fvlm_q8_kernels_avx2
+#  define Q8_NAME "avx2"
+#  define GEMM_RW 2
+#  define GEMM_RA 4
+static inline __m256i dot_us(__m256i u, __m256i s)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+/* sc16: the scale of each int16 pair (the two halves of a lane carry the same) */
+static inline __m256i dot_us_scaled(__m256i u, __m256i s, __m256i sc16, __m256i sc32)
+{
+    (void)sc32;
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), sc16);
+}
+#endif
+#define GEMV_RW 4
+
+#define INLINE static inline __attribute__((always_inline))
+
+static inline float ld_f16(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+/* ((a0+a4) + (a2+a6)) + ((a1+a5) + (a3+a7)) */
+static inline float hsum8(__m256 v)
+{
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+    t = _mm_add_ss(t, _mm_shuffle_ps(t, t, 1));
+    return _mm_cvtss_f32(t);
+}
+
+/* ---- activation quantization ------------------------------------------------------------- */
+
+static void quantize(const float *x, int64_t k, int form, int8_t *qs, float *d, int16_t *bsum)
+{
+    const int B = form == FVLM_Q8_B256 ? 256 : 32;
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int64_t b = 0; b < k / B; b++) {
+        const float *xb = x + b * B;
+        __m256 mx = _mm256_setzero_ps();
+        for (int i = 0; i < B; i += 8)
+            mx = _mm256_max_ps(mx, _mm256_and_ps(_mm256_loadu_ps(xb + i), absmask));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+        const float amax = _mm_cvtss_f32(m4);
+        const float db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
+        const __m256 vid = _mm256_set1_ps(id), hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
+        d[b] = db;
+        for (int i = 0; i < B; i += 32) {
+            __m256i q[4];
+            for (int g = 0; g < 4; g++) {
+                __m256 v = _mm256_mul_ps(_mm256_loadu_ps(xb + i + 8 * g), vid);
+                v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+                q[g] = _mm256_cvtps_epi32(v);
+            }
+            const __m256i w01 = _mm256_packs_epi32(q[0], q[1]), w23 = _mm256_packs_epi32(q[2], q[3]);
+            __m256i bytes = _mm256_packs_epi16(w01, w23);
+            bytes = _mm256_permutevar8x32_epi32(bytes, perm);
+            _mm256_storeu_si256((__m256i *)(qs + b * B + i), bytes);
+        }
+    }
+    const __m256i ones8 = _mm256_set1_epi8(1);
+    for (int64_t j = 0; j < k / 32; j++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+        const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, v), _mm256_set1_epi16(1));
+        __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        t = _mm_add_epi32(t, _mm_unpackhi_epi64(t, t));
+        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 1));
+        bsum[j] = (int16_t)_mm_cvtsi128_si32(t);
+    }
+}
+
+/* ---- weight decoding: 32 values of one chunk, natural order ---------------------------------- */
+
+static inline __m256i nib32(const uint8_t *q)
+{
+    const __m128i b = _mm_loadu_si128((const __m128i *)q);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), _mm256_set1_epi8(15));
+}
+
+/* 0x10 in byte e where bit e of h is set */
+static inline __m256i bit5(uint32_t h)
+{
+    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h), shuf);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit), _mm256_set1_epi8(16));
+}
+
+static inline uint32_t ld_u32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* type's 32-block: bytes per block, signed values?, affine? */
+#define BS32(T) ((T) == FVLM_TYPE_Q8_0 ? 34 : (T) == FVLM_TYPE_Q4_0 ? 18 : (T) == FVLM_TYPE_Q4_1 ? 20 \
+                 : (T) == FVLM_TYPE_Q5_0 ? 22 : 24)
+#define SIGNED32(T) ((T) == FVLM_TYPE_Q8_0 || (T) == FVLM_TYPE_Q4_0 || (T) == FVLM_TYPE_Q5_0)
+#define AFFINE32(T) ((T) == FVLM_TYPE_Q4_1 || (T) == FVLM_TYPE_Q5_1)
+
+INLINE __m256i decode32(fvlm_type T, const uint8_t *p)
+{
+    switch (T) {
+    case FVLM_TYPE_Q8_0:
+        return _mm256_loadu_si256((const __m256i *)(p + 2));
+    case FVLM_TYPE_Q4_0:
+        return _mm256_sub_epi8(nib32(p + 2), _mm256_set1_epi8(8));
+    case FVLM_TYPE_Q4_1:
+        return nib32(p + 4);
+    case FVLM_TYPE_Q5_0:
+        return _mm256_sub_epi8(_mm256_or_si256(nib32(p + 6), bit5(ld_u32(p + 2))), _mm256_set1_epi8(16));
+    default: /* Q5_1 */
+        return _mm256_or_si256(nib32(p + 8), bit5(ld_u32(p + 4)));
+    }
+}
+
+/* VNNI: weights as unsigned bytes u = w + off (Q8_0: w ^ 0x80, off 128; Q4_0: the nibble,
+ * off 8; Q5_0: off 16) and Σ u·a − off·Σa, the second term started from the activation's
+ * 4-element sums (one vpdpbusd per activation chunk, shared by the tile's weight rows):
+ * the same exact integers as the sign trick with one instruction per pair. AVX2 keeps the
+ * sign trick (u up to 255 would saturate vpmaddubsw). */
+#ifdef FVLM_Q8_VNNI
+#  define OFFSET_TRICK 1
+#else
+#  define OFFSET_TRICK 0
+#endif
+#define OFF32(T) ((T) == FVLM_TYPE_Q8_0 ? 128 : (T) == FVLM_TYPE_Q4_0 ? 8 : 16)
+
+INLINE __m256i decode32u(fvlm_type T, const uint8_t *p)
+{
+    switch (T) {
+    case FVLM_TYPE_Q8_0:
+        return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + 2)), _mm256_set1_epi8((char)0x80));
+    case FVLM_TYPE_Q4_0:
+        return nib32(p + 2);
+    default: /* Q5_0 */
+        return _mm256_or_si256(nib32(p + 6), bit5(ld_u32(p + 2)));
+    }
+}
+
+INLINE void tile32(fvlm_type T, int RW, int RA, int64_t k, const uint8_t *const *w,
+                   const fvlm_q8_row *a, float *out)
+{
+    const size_t bs = BS32(T);
+    const bool offs = OFFSET_TRICK && SIGNED32(T);
+    __m256 acc[GEMM_RW > GEMV_RW ? GEMM_RW : GEMV_RW][GEMM_RA];
+    float m[GEMM_RW > GEMV_RW ? GEMM_RW : GEMV_RW][GEMM_RA];
+    float dd[GEMM_RA][4] __attribute__((aligned(16)));
+    _Static_assert(GEMM_RW <= 4 && GEMV_RW <= 4, "dd holds 4 rows");
+
+    #pragma GCC unroll 8
+    for (int r = 0; r < RW; r++)
+        #pragma GCC unroll 8
+        for (int c = 0; c < RA; c++) {
+            acc[r][c] = _mm256_setzero_ps();
+            m[r][c] = 0.0f;
+        }
+    for (int64_t b = 0; b < k / 32; b++) {
+        __m256i wv[8], wa[8];
+        float dw[8], mw[8];
+        #pragma GCC unroll 8
+        for (int r = 0; r < RW; r++) {
+            const uint8_t *p = w[r] + (size_t)b * bs;
+            dw[r] = ld_f16(p);
+            mw[r] = AFFINE32(T) ? ld_f16(p + 2) : 0.0f;
+            if (offs) {
+                wv[r] = decode32u(T, p);
+            } else {
+                wv[r] = decode32(T, p);
+                if (SIGNED32(T))
+                    wa[r] = _mm256_sign_epi8(wv[r], wv[r]);
+            }
+        }
+        /* the scale products dw·da, 4 rows at a time (built in registers: a vector load of
+         * the scalar stores would miss store forwarding), read back as broadcasts */
+        const __m128 dwv = _mm_setr_ps(dw[0], RW > 1 ? dw[1] : 0.0f, RW > 2 ? dw[2] : 0.0f,
+                                       RW > 3 ? dw[3] : 0.0f);
+        #pragma GCC unroll 8
+        for (int c = 0; c < RA; c++)
+            _mm_store_ps(dd[c], _mm_mul_ps(dwv, _mm_set1_ps(a[c].d[b])));
+        #pragma GCC unroll 8
+        for (int c = 0; c < RA; c++) {
+            const __m256i av = _mm256_loadu_si256((const __m256i *)(a[c].qs + 32 * b));
+            const float ds = AFFINE32(T) ? a[c].d[b] * (float)a[c].bsum[b] : 0.0f;
+            __m256i init = _mm256_setzero_si256();
+            if (offs)   /* −off · (4-element sums of a) */
+                init = _mm256_sub_epi32(init, dot_us(_mm256_set1_epi8((char)OFF32(T)), av));
+            #pragma GCC unroll 8
+            for (int r = 0; r < RW; r++) {
+                __m256i p;
+#ifdef FVLM_Q8_VNNI
+                if (offs)
+                    p = _mm256_dpbusd_epi32(init, wv[r], av);
+                else
+#endif
+                p = SIGNED32(T) ? dot_us(wa[r], _mm256_sign_epi8(av, wv[r])) : dot_us(wv[r], av);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(&dd[c][r]), acc[r][c]);
+                if (AFFINE32(T))
+                    m[r][c] = fmaf(mw[r], ds, m[r][c]);
+            }
+        }
+    }
+    #pragma GCC unroll 8
+    for (int r = 0; r < RW; r++)
+        #pragma GCC unroll 8
+        for (int c = 0; c < RA; c++)
+            out[r * RA + c] = hsum8(acc[r][c]) + m[r][c];
+}
+
+/* ---- K-quants ----------------------------------------------------------------------------- */
+
+typedef struct kblock {
+    float d, dmin;
+    uint8_t sc[8], mn[8];
+} kblock;
+
+INLINE void kparse(fvlm_type T, const uint8_t *p, kblock *kb)
+{
+    if (T == FVLM_TYPE_Q6_K) {
+        kb->d = ld_f16(p + 208);
+        kb->dmin = 0.0f;
+        return;
+    }
+    kb->d = ld_f16(p);
+    kb->dmin = ld_f16(p + 2);
+    for (int j = 0; j < 8; j++)
+        fvlm_k_scale_min(p + 4, j, &kb->sc[j], &kb->mn[j]);
+}
+
+/* chunk c (0..7) of a K super-block: values (Q6_K: q − 32, signed) and lane scales */
+INLINE __m256i kdecode(fvlm_type T, const uint8_t *p, const kblock *kb, int c, __m256i *sc16,
+                       __m256i *sc32)
+{
+    const __m256i m4 = _mm256_set1_epi8(15);
+    if (T == FVLM_TYPE_Q6_K) {
+        const int h = c / 4, g = c % 4;
+        const int8_t *s = (const int8_t *)(p + 192) + 2 * c;
+        const __m256i ql = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32 * (g & 1)));
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
+        const __m256i lo = g < 2 ? _mm256_and_si256(ql, m4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), _mm256_set1_epi8(3));
+        *sc16 = _mm256_setr_epi16(s[0], s[0], s[0], s[0], s[0], s[0], s[0], s[0],
+                                  s[1], s[1], s[1], s[1], s[1], s[1], s[1], s[1]);
+        *sc32 = _mm256_setr_epi32(s[0], s[0], s[0], s[0], s[1], s[1], s[1], s[1]);
+        return _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), _mm256_set1_epi8(32));
+    }
+    const bool five = T == FVLM_TYPE_Q5_K;
+    const __m256i qs = _mm256_loadu_si256((const __m256i *)(p + (five ? 48 : 16) + 32 * (c / 2)));
+    __m256i q = c & 1 ? _mm256_and_si256(_mm256_srli_epi16(qs, 4), m4) : _mm256_and_si256(qs, m4);
+    if (five) {
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(p + 16));
+        const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(qh, c), _mm256_set1_epi8(1));
+        q = _mm256_or_si256(q, _mm256_slli_epi16(bit, 4));
+    }
+    *sc16 = _mm256_set1_epi16(kb->sc[c]);
+    *sc32 = _mm256_set1_epi32(kb->sc[c]);
+    return q;
+}
+
+INLINE void tileK(fvlm_type T, int RW, int RA, int64_t k, const uint8_t *const *w,
+                  const fvlm_q8_row *a, float *out)
+{
+    const size_t bs = T == FVLM_TYPE_Q6_K ? 210 : T == FVLM_TYPE_Q5_K ? 176 : 144;
+    __m256 acc[GEMM_RW > GEMV_RW ? GEMM_RW : GEMV_RW][GEMM_RA];
+    float m[GEMM_RW > GEMV_RW ? GEMM_RW : GEMV_RW][GEMM_RA];
+
+    #pragma GCC unroll 8
+    for (int r = 0; r < RW; r++)
+        #pragma GCC unroll 8
+        for (int c = 0; c < RA; c++) {
+            acc[r][c] = _mm256_setzero_ps();
+            m[r][c] = 0.0f;
+        }
+    for (int64_t b = 0; b < k / 256; b++) {
+        kblock kb[8];
+        __m256i P[GEMM_RW > GEMV_RW ? GEMM_RW : GEMV_RW][GEMM_RA];
+        #pragma GCC unroll 8
+        for (int r = 0; r < RW; r++) {
+            kparse(T, w[r] + (size_t)b * bs, &kb[r]);
+            #pragma GCC unroll 8
+            for (int c = 0; c < RA; c++)
+                P[r][c] = _mm256_setzero_si256();
+        }
+        for (int ch = 0; ch < 8; ch++) {
+            __m256i wv[8], wa[8], s16[8], s32[8];
+            #pragma GCC unroll 8
+            for (int r = 0; r < RW; r++) {
+                wv[r] = kdecode(T, w[r] + (size_t)b * bs, &kb[r], ch, &s16[r], &s32[r]);
+                if (T == FVLM_TYPE_Q6_K)
+                    wa[r] = _mm256_sign_epi8(wv[r], wv[r]);
+            }
+            #pragma GCC unroll 8
+            for (int c = 0; c < RA; c++) {
+                const __m256i av = _mm256_loadu_si256((const __m256i *)(a[c].qs + 256 * b + 32 * ch));
+                #pragma GCC unroll 8
+                for (int r = 0; r < RW; r++) {
+                    const __m256i p = T == FVLM_TYPE_Q6_K
+                        ? dot_us_scaled(wa[r], _mm256_sign_epi8(av, wv[r]), s16[r], s32[r])
+                        : dot_us_scaled(wv[r], av, s16[r], s32[r]);
+                    P[r][c] = _mm256_add_epi32(P[r][c], p);
+                }
+            }
+        }
+        #pragma GCC unroll 8
+        for (int c = 0; c < RA; c++) {
+            const float da = a[c].d[b];
+            const int16_t *bsum = a[c].bsum + 8 * b;
+            #pragma GCC unroll 8
+            for (int r = 0; r < RW; r++) {
+                acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(P[r][c]), _mm256_set1_ps(kb[r].d * da),
+                                            acc[r][c]);
+                if (T != FVLM_TYPE_Q6_K) {
+                    int32_t sm = 0;
+                    for (int j = 0; j < 8; j++)
+                        sm += kb[r].mn[j] * bsum[j];
+                    m[r][c] = fmaf(-(kb[r].dmin * da), (float)sm, m[r][c]);
+                }
+            }
+        }
+    }
+    #pragma GCC unroll 8
+    for (int r = 0; r < RW; r++)
+        #pragma GCC unroll 8
+        for (int c = 0; c < RA; c++)
+            out[r * RA + c] = hsum8(acc[r][c]) + m[r][c];
+}
+
+/* ---- instances ---------------------------------------------------------------------------- */
+
+#define DEF(name, kern, T, RW, RA)                                                          \
+    static void name(int64_t k, const uint8_t *const *w, const fvlm_q8_row *a, float *out) \
+    {                                                                                       \
+        kern(T, RW, RA, k, w, a, out);                                                      \
+    }
+#define DEF_TYPE(tn, kern, T)                        \
+    DEF(gemm_##tn, kern, T, GEMM_RW, GEMM_RA)        \
+    DEF(gemv_##tn, kern, T, GEMV_RW, 1)
+
+DEF_TYPE(q8_0, tile32, FVLM_TYPE_Q8_0)
+DEF_TYPE(q4_0, tile32, FVLM_TYPE_Q4_0)
+DEF_TYPE(q4_1, tile32, FVLM_TYPE_Q4_1)
+DEF_TYPE(q5_0, tile32, FVLM_TYPE_Q5_0)
+DEF_TYPE(q5_1, tile32, FVLM_TYPE_Q5_1)
+DEF_TYPE(q4_K, tileK, FVLM_TYPE_Q4_K)
+DEF_TYPE(q5_K, tileK, FVLM_TYPE_Q5_K)
+DEF_TYPE(q6_K, tileK, FVLM_TYPE_Q6_K)
+
+const fvlm_q8_kernels Q8_TABLE = {
+    .name = Q8_NAME,
+    .quantize = quantize,
+    .rw = GEMM_RW,
+    .ra = GEMM_RA,
+    .rw1 = GEMV_RW,
+    .gemm = {
+        [FVLM_TYPE_Q8_0] = gemm_q8_0, [FVLM_TYPE_Q4_0] = gemm_q4_0, [FVLM_TYPE_Q4_1] = gemm_q4_1,
+        [FVLM_TYPE_Q5_0] = gemm_q5_0, [FVLM_TYPE_Q5_1] = gemm_q5_1, [FVLM_TYPE_Q4_K] = gemm_q4_K,
+        [FVLM_TYPE_Q5_K] = gemm_q5_K, [FVLM_TYPE_Q6_K] = gemm_q6_K,
+    },
+    .gemv = {
+        [FVLM_TYPE_Q8_0] = gemv_q8_0, [FVLM_TYPE_Q4_0] = gemv_q4_0, [FVLM_TYPE_Q4_1] = gemv_q4_1,
+        [FVLM_TYPE_Q5_0] = gemv_q5_0, [FVLM_TYPE_Q5_1] = gemv_q5_1, [FVLM_TYPE_Q4_K] = gemv_q4_K,
+        [FVLM_TYPE_Q5_K] = gemv_q5_K, [FVLM_TYPE_Q6_K] = gemv_q6_K,
+    },
+};
