@@ -745,6 +745,10 @@ fastvlm_status fvlm_llm_forward_multi(const fvlm_llm *llm, fvlm_llm_state *const
             return fvlm_set_error(err, FASTVLM_ERR_INTERNAL,
                                   "llm forward multi: row %d at %d, n_ctx %d", (int)i,
                                   (int)pos[i], (int)sts[i]->n_ctx);
+        if (sts[i]->precision != sc->precision)
+            return fvlm_set_error(err, FASTVLM_ERR_INVALID_ARG,
+                                  "llm forward multi: row %d's session has another "
+                                  "matmul_precision than row 0's", (int)i);
         if (sts[i]->n_ctx > max_ctx)
             max_ctx = sts[i]->n_ctx;
     }
@@ -772,9 +776,9 @@ fastvlm_status fvlm_llm_forward_multi(const fvlm_llm *llm, fvlm_llm_state *const
         }
         /* attention: the projections read each weight once for all rows */
         run_rows(pool, ROWS_NORM, llm, sc, nb, L->attn_norm, NULL);
-        fvlm_matmul(pool, &L->wq, sc->xb, nb, sc->q, L->bq);
-        fvlm_matmul(pool, &L->wk, sc->xb, nb, k_rows, L->bk);
-        fvlm_matmul(pool, &L->wv, sc->xb, nb, v_rows, L->bv);
+        matmul(sc, pool, &L->wq, sc->xb, nb, sc->q, L->bq, false);
+        matmul(sc, pool, &L->wk, sc->xb, nb, k_rows, L->bk, true);
+        matmul(sc, pool, &L->wv, sc->xb, nb, v_rows, L->bv, true);
         run_rows(pool, ROWS_ROPE, llm, sc, nb, NULL, k_rows);
         for (int32_t i = 0; i < nb; i++) {
             const size_t row = ((size_t)l * sts[i]->n_ctx + (size_t)pos[i]) * kv_dim;
@@ -785,15 +789,15 @@ fastvlm_status fvlm_llm_forward_multi(const fvlm_llm *llm, fvlm_llm_state *const
             attn_multi_job job = {llm, sc, sts, pos, l, nb, att, max_ctx};
             fvlm_pool_run(pool, attn_multi_worker, &job);
         }
-        fvlm_matmul(pool, &L->wo, sc->xb2, nb, sc->xb, NULL);
+        matmul(sc, pool, &L->wo, sc->xb2, nb, sc->xb, NULL, false);
         run_rows(pool, ROWS_ADD, llm, sc, nb, NULL, NULL);
 
         /* SwiGLU feed-forward */
         run_rows(pool, ROWS_NORM, llm, sc, nb, L->ffn_norm, NULL);
-        fvlm_matmul(pool, &L->w_gate, sc->xb, nb, sc->hb, NULL);
-        fvlm_matmul(pool, &L->w_up, sc->xb, nb, sc->hb2, NULL);
+        matmul(sc, pool, &L->w_gate, sc->xb, nb, sc->hb, NULL, false);
+        matmul(sc, pool, &L->w_up, sc->xb, nb, sc->hb2, NULL, true);
         run_rows(pool, ROWS_SWIGLU, llm, sc, nb, NULL, NULL);
-        fvlm_matmul(pool, &L->w_down, sc->hb, nb, sc->xb, NULL);
+        matmul(sc, pool, &L->w_down, sc->hb, nb, sc->xb, NULL, false);
         run_rows(pool, ROWS_ADD, llm, sc, nb, NULL, NULL);
     }
 
@@ -805,7 +809,7 @@ fastvlm_status fvlm_llm_forward_multi(const fvlm_llm *llm, fvlm_llm_state *const
             status = fvlm_set_error(err, FASTVLM_ERR_NOMEM, "llm forward multi: out of memory");
             goto done;
         }
-        fvlm_matmul(pool, &llm->output, sc->xb, nb, all, NULL);
+        matmul(sc, pool, &llm->output, sc->xb, nb, all, NULL, false);
         for (int32_t i = 0; i < nb; i++)
             memcpy(logits[i], all + (size_t)i * hp->n_vocab, (size_t)hp->n_vocab * sizeof(float));
         free(all);

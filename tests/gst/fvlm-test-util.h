@@ -168,6 +168,8 @@ fvlm_test_element (gboolean with_model, const gchar * first_prop, ...)
   if (with_model)
     g_object_set (e, "model", fvlm_test_model (), "mmproj", fvlm_test_mmproj (),
         "threads", 1, NULL);
+  else                          /* "" = no model (unset would be the demo model) */
+    g_object_set (e, "model", "", NULL);
   if (first_prop) {
     va_start (args, first_prop);
     g_object_set_valist (G_OBJECT (e), first_prop, args);

@@ -364,7 +364,7 @@ GST_START_TEST (test_no_model_plays)
 
   pipeline = gst_parse_launch ("videotestsrc num-buffers=20 ! "
       "video/x-raw,format=I420,width=64,height=48,framerate=30/1 ! "
-      "fastvlmcaption name=c ! fakesink c.text_src ! fakesink", NULL);
+      "fastvlmcaption name=c model=\"\" ! fakesink c.text_src ! fakesink", NULL);
   fail_unless (pipeline != NULL);
   rb_track_pipeline (pipeline);
   bus = gst_element_get_bus (pipeline);
