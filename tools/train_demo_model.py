@@ -555,44 +555,23 @@ class AuxHead(nn.Module):
         return sum(losses) / max(1, len(losses))
 
 
-def load_hf_state(model, hf_dir, vocab_size):
-    """Loads an exported checkpoint (export_hf's names, released form) into a DemoVLM."""
-    with open(os.path.join(hf_dir, "config.json"), encoding="utf-8") as f:
-        cfg = json.load(f)
-    if cfg["vocab_size"] != vocab_size:
-        raise SystemExit(f"train_demo_model.py: {hf_dir} has vocab {cfg['vocab_size']}, the "
-                         f"tokenizer built here {vocab_size} (different seed?)")
-    ck = safetensors_io.Checkpoint(hf_dir)
-    state = {k: torch.from_numpy(np.array(ck.raw(k), dtype=np.int64))
-             if k.endswith("num_batches_tracked") else torch.from_numpy(ck.get_float32(k))
-             for k in ck.keys() if not k.endswith("head.proj")}
-    model.load_state_dict(state, strict=True)
-
-
-def batch_loss(model, prompting, pixels, groups, aux_head=None, aux_targets=None, aux_weight=0.0,
-               balance=False):
-    """Cross-entropy over the answer tokens. balance=False: one mean over all tokens (a caption
-    of ~30 tokens then weighs ~10x a one-word answer); balance=True: the mean of the captions'
-    tokens plus the mean of the short answers' tokens (each group weighs the same)."""
+def batch_loss(model, prompting, pixels, groups, aux_head=None, aux_targets=None, aux_weight=0.0):
     rows = model.encode_images(pixels)
     model.image_signal = float(rows.detach().std(0).mean() / rows.detach().std())
     prefix = model.make_prefix(prompting.pre, rows)
-    tot, cnt, means = 0.0, 0.0, []
+    tot, cnt = 0.0, 0.0
     hidden = model(prefix, [(g[0], g[1]) for g in groups], hidden_only=True)
     for (idx, ids, mask), h in zip(groups, hidden):
         # position t predicts token t+1 (the first continuation token is never a target);
         # the lm_head runs only on the positions that have a target
         sel = mask[:, 1:].reshape(-1) > 0
         logits = model.lm_head(h[:, :-1].reshape(-1, h.shape[-1])[sel])
-        g_tot = F.cross_entropy(logits, ids[:, 1:].reshape(-1)[sel], reduction="sum")
-        tot = tot + g_tot
+        tot = tot + F.cross_entropy(logits, ids[:, 1:].reshape(-1)[sel], reduction="sum")
         cnt += float(sel.sum())
-        means.append(g_tot / max(float(sel.sum()), 1.0))
-    loss = sum(means) if balance else tot / max(cnt, 1.0)
     if aux_head is not None and aux_weight > 0:
         model.aux_loss = aux_head.loss(rows, aux_targets)
-        return loss + aux_weight * model.aux_loss
-    return loss
+        return tot / max(cnt, 1.0) + aux_weight * model.aux_loss
+    return tot / max(cnt, 1.0)
 
 
 @torch.no_grad()
@@ -744,14 +723,7 @@ def main(argv=None):
     ap.add_argument("--no-convert", action="store_true")
     ap.add_argument("--no-check-ref", action="store_true")
     ap.add_argument("--log-every", type=int, default=25)
-    ap.add_argument("--init", metavar="HF_DIR",
-                    help="phase 2: start from this exported checkpoint (released form), keep "
-                         "the vision tower frozen, train projector + decoder with --balance")
-    ap.add_argument("--balance", action="store_true",
-                    help="weigh captions and short answers equally (default with --init)")
     a = ap.parse_args(argv)
-    if a.init:
-        a.balance = True
     if a.smoke:
         a.steps, a.batch = 2, 4
     torch.set_num_threads(a.threads)
@@ -771,21 +743,13 @@ def main(argv=None):
 
     pattern_sizes = ds.TRAIN_SIZES[:1] if a.smoke else ds.TRAIN_SIZES
     src = DataSource(a.seed + 2, ds.TRAIN_SIZES, pattern_sizes, a.cache, log=log)
-    model = DemoVLM(vocab_size, training_form=not a.init)
-    if a.init:
-        load_hf_state(model, a.init, vocab_size)
-        for n, p in model.named_parameters():
-            if "vision_tower" in n:
-                p.requires_grad_(False)
-        log(f"phase 2: initialised from {a.init}; vision tower frozen")
+    model = DemoVLM(vocab_size, training_form=True)
     n_params = sum(p.numel() for p in model.parameters())
     n_vis = sum(p.numel() for n, p in model.named_parameters() if "vision_tower" in n)
     log(f"model: {n_params} parameters ({n_vis} in the tower)")
 
-    aux_head = None if a.init else AuxHead(LLM["hidden"])
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    if aux_head is not None:
-        params += [("aux." + n, p) for n, p in aux_head.named_parameters()]
+    aux_head = AuxHead(LLM["hidden"])
+    params = list(model.named_parameters()) + [("aux." + n, p) for n, p in aux_head.named_parameters()]
     decay = [p for n, p in params if p.dim() >= 2]
     no_decay = [p for n, p in params if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.02},
@@ -805,8 +769,7 @@ def main(argv=None):
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         pixels, aux_t, groups = make_batch(src, prompting, a.batch, a.qa, rng)
-        loss = batch_loss(model, prompting, pixels, groups, aux_head, aux_t, a.aux_weight,
-                          balance=a.balance)
+        loss = batch_loss(model, prompting, pixels, groups, aux_head, aux_t, a.aux_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
@@ -818,16 +781,11 @@ def main(argv=None):
                 f"lr {lr_at(step):.2e} image signal {model.image_signal:.3f} "
                 f"aux {float(getattr(model, 'aux_loss', 0.0)):.3f}")
 
-    if a.init:
-        model.eval()
-        round_to_f16(model)
-        log("weights rounded to float16 (the shipped values)")
-    else:
-        recalibrate_bn(model, src, prompting, 2 if a.smoke else 20, a.batch)
-        fold_to_released_form(model.model.vision_tower.vision_tower.model)
-        round_to_f16(model)
-        log("batchnorm statistics recalibrated, tower folded to the released form, weights "
-            "rounded to float16 (the shipped values)")
+    recalibrate_bn(model, src, prompting, 2 if a.smoke else 20, a.batch)
+    fold_to_released_form(model.model.vision_tower.vision_tower.model)
+    round_to_f16(model)
+    log("batchnorm statistics recalibrated, tower folded to the released form, weights "
+        "rounded to float16 (the shipped values)")
 
     # quick look in PyTorch (the real measurement is eval_demo.py through the C engine)
     erng = random.Random(a.seed + 99)
