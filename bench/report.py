@@ -78,14 +78,21 @@ def main():
             out.append(f.read().rstrip() + "\n")
 
     # ---- language model
-    llm = sorted(set(names(d, "fastvlm-llm-", LLM_ORDER)) | set(names(d, "llama-bench-", LLM_ORDER)),
+    llm = sorted(set(n for n in names(d, "fastvlm-llm-", LLM_ORDER) if not n.startswith("exact-"))
+                 | set(names(d, "llama-bench-", LLM_ORDER)),
                  key=lambda n: (LLM_ORDER.index(n) if n in LLM_ORDER else 99, n))
     if llm:
         builds = set()
         pp_n = tg_n = None
         rows = []
+        variants = []
         for n in llm:
-            f = load(os.path.join(d, f"fastvlm-llm-{n}.json")) or {}
+            variants.append((n, f"fastvlm-llm-{n}.json"))
+            if os.path.exists(os.path.join(d, f"fastvlm-llm-exact-{n}.json")):
+                variants.append((n, f"fastvlm-llm-exact-{n}.json"))
+        for n, fname in variants:
+            f = load(os.path.join(d, fname)) or {}
+            label = f"{n} ({f.get('precision', 'exact' if 'exact' in fname else 'fast')})"
             lpp, lpps, ltg, ltgs, build = llama_rows(load(os.path.join(d, f"llama-bench-{n}.json")))
             if build:
                 builds.add(build)
@@ -94,7 +101,7 @@ def main():
             size = f.get("model_bytes")
             sp = f.get("spread") or {}
             rows.append(
-                f"| {n} | {fmt(size / 2**20 if size else None, 0)} | "
+                f"| {label} | {fmt(size / 2**20 if size else None, 0)} | "
                 f"{pm(f.get('prefill_tok_s'), sp, 'prefill_tok_s')} | "
                 f"{fmt(lpp)}{'' if lpps is None else f' ±{lpps:.1f}'} | "
                 f"{ratio(f.get('prefill_tok_s'), lpp)} | "

@@ -153,7 +153,12 @@ if [ "$ONLY" != vision ]; then
         f=$MODELS/llm-$n.gguf
         step "fastvlm bench $n"
         run_json "$OUT/fastvlm-llm-$n.json" "$FASTVLM_CLI" bench -m "$f" -t "$THREADS" \
-            -p "$PP" -n "$TG" --decode-after 0 -r "$REPS" --json
+            -p "$PP" -n "$TG" --decode-after 0 -r "$REPS" --precision fast --json
+        if [ "$n" != f16 ]; then   # the exact (float-activation) path, for the record
+            step "fastvlm bench $n --precision exact"
+            run_json "$OUT/fastvlm-llm-exact-$n.json" "$FASTVLM_CLI" bench -m "$f" \
+                -t "$THREADS" -p "$PP" -n "$TG" --decode-after 0 -r "$REPS" --precision exact --json
+        fi
         if [ -n "$LLAMA_BENCH" ]; then
             step "llama-bench $n"
             run_json "$OUT/llama-bench-$n.json" "$LLAMA_BENCH" -m "$f" -t "$THREADS" \
