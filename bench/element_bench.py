@@ -178,7 +178,7 @@ def pipeline_desc(a, mode, with_element, model, mmproj):
     el = (f"fastvlmcaption name=el model={shlex.quote(model)} mmproj={shlex.quote(mmproj)} "
           f"mode={mode} image-size={a.size} threads={a.threads} max-new-tokens={a.max_new_tokens} "
           f"interval={int(round(interval * 1e9))} max-latency={int(round(a.max_latency * 1e9))} "
-          f"stats-interval=0")
+          f"stats-interval=0 reuse={'true' if a.reuse else 'false'}")
     return f"{src} ! {el} ! {sink} el.text_src ! fakesink name=tsink sync=false async=false"
 
 
@@ -416,7 +416,7 @@ def machine_info(a, model, mmproj, Gst, plugin_file):
         llm=llm, vision=vis,
         settings=(f"{a.width}x{a.height} {a.format} @ {a.fps} fps, pattern {a.pattern}, "
                   f"{a.seconds} s = {int(round(a.seconds * a.fps))} frames per run; image-size "
-                  f"{size}, threads {a.threads}, max-new-tokens {a.max_new_tokens}, greedy, "
+                  f"{size}, threads {a.threads}, max-new-tokens {a.max_new_tokens}, greedy, reuse {'on' if a.reuse else 'off'}, "
                   f"interval live {a.interval} s, offline {a.offline_interval} s, "
                   f"max-latency {a.max_latency} s, default prompt"),
         warmup=a.warmup, image_size=size)
@@ -451,6 +451,10 @@ def main():
     ap.add_argument("--size", type=int, default=0, help="image-size; 0 = the model's")
     ap.add_argument("--threads", type=int, default=2, help="model threads (element 'threads')")
     ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--reuse", action="store_true",
+                    help="leave the element's frame-to-frame reuse on (default off: every "
+                         "sampled frame runs the model; reuse is bench/reuse/'s subject — with "
+                         "it on, the slowly moving ball is mostly answered from the cache)")
     ap.add_argument("--interval", type=float, default=0.0,
                     help="live: least seconds between sampled frames (0 = as often as the model allows)")
     ap.add_argument("--offline-interval", type=float, default=1.0,
