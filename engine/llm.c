@@ -554,6 +554,29 @@ typedef struct attn_job {
     int32_t pos0;          /* position of the chunk's first row */
 } attn_job;
 
+/* One query head over n_keys cached positions: o = softmax(q·Kᵀ·scale)·V. Shared by the
+ * single-session and the cross-session forward, whose rows must agree bit for bit. */
+static void attend_head(const float *q, const float *kc, const float *vc, int32_t kv_dim,
+                        int32_t kvh, int32_t hd, int32_t n_keys, float scale, float *att,
+                        float *o)
+{
+    for (int32_t t = 0; t < n_keys; t++) {
+        const float *k = kc + (size_t)t * kv_dim + (size_t)kvh * hd;
+        float s = 0.0f;
+        for (int32_t j = 0; j < hd; j++)
+            s += q[j] * k[j];
+        att[t] = s * scale;
+    }
+    fvlm_softmax(att, n_keys);
+    memset(o, 0, (size_t)hd * sizeof(float));
+    for (int32_t t = 0; t < n_keys; t++) {
+        const float *v = vc + (size_t)t * kv_dim + (size_t)kvh * hd;
+        const float a = att[t];
+        for (int32_t j = 0; j < hd; j++)
+            o[j] += a * v[j];
+    }
+}
+
 static void attn_worker(void *arg, int ith, int nth)
 {
     const attn_job *J = arg;
@@ -575,21 +598,7 @@ static void attn_worker(void *arg, int ith, int nth)
         const float *q = st->q + (int64_t)i * hp->n_embd + (int64_t)h * hd;
         float *o = st->xb2 + (int64_t)i * hp->n_embd + (int64_t)h * hd;
 
-        for (int32_t t = 0; t < n_keys; t++) {
-            const float *k = kc + (size_t)t * kv_dim + (size_t)kvh * hd;
-            float s = 0.0f;
-            for (int32_t j = 0; j < hd; j++)
-                s += q[j] * k[j];
-            att[t] = s * scale;
-        }
-        fvlm_softmax(att, n_keys);
-        memset(o, 0, (size_t)hd * sizeof(float));
-        for (int32_t t = 0; t < n_keys; t++) {
-            const float *v = vc + (size_t)t * kv_dim + (size_t)kvh * hd;
-            const float a = att[t];
-            for (int32_t j = 0; j < hd; j++)
-                o[j] += a * v[j];
-        }
+        attend_head(q, kc, vc, kv_dim, kvh, hd, n_keys, scale, att, o);
     }
 }
 
@@ -705,21 +714,7 @@ static void attn_multi_worker(void *arg, int ith, int nth)
         const float *q = J->scratch->q + (int64_t)i * hp->n_embd + (int64_t)h * hd;
         float *o = J->scratch->xb2 + (int64_t)i * hp->n_embd + (int64_t)h * hd;
 
-        for (int32_t t = 0; t < n_keys; t++) {
-            const float *k = kc + (size_t)t * kv_dim + (size_t)kvh * hd;
-            float s = 0.0f;
-            for (int32_t j = 0; j < hd; j++)
-                s += q[j] * k[j];
-            att[t] = s * scale;
-        }
-        fvlm_softmax(att, n_keys);
-        memset(o, 0, (size_t)hd * sizeof(float));
-        for (int32_t t = 0; t < n_keys; t++) {
-            const float *v = vc + (size_t)t * kv_dim + (size_t)kvh * hd;
-            const float a = att[t];
-            for (int32_t j = 0; j < hd; j++)
-                o[j] += a * v[j];
-        }
+        attend_head(q, kc, vc, kv_dim, kvh, hd, n_keys, scale, att, o);
     }
 }
 
