@@ -12,8 +12,14 @@
  * Signed weights go through the sign trick (|w| × sign(a, w)), whose products never
  * saturate vpmaddubsw (|w| ≤ 128, |a| ≤ 127), except the VNNI build's 32-element types,
  * which use an offset instead (tile32). K-quant chunks are multiplied by their int16
- * sub-block scales in vpmaddwd (Q4_K/Q5_K q ≤ 31, Q6_K |q − 32| ≤ 32: no saturation). Every result equals the scalar twin's bits
- * (tests/kernels/test_q8.c). Not here: threading and tiling (kernels_q8.c).
+ * sub-block scales in vpmaddwd (Q4_K/Q5_K q ≤ 31, Q6_K |q − 32| ≤ 32: no saturation).
+ * Decode (one activation row) of the 32-element types has its own tile, gemv32: the
+ * weight scales of 4 rows gathered in a general register and converted at once, the
+ * per-row broadcast by a lane permute (no store/reload), VNNI Q5_0/Q5_1 high bits by a
+ * mask register, and software prefetch PF_DIST bytes ahead of every row stream into L2
+ * (the short interleaved row streams of a tile otherwise leave DRAM bandwidth unused);
+ * the K-quant tiles prefetch the same way when RA = 1. Every result equals the scalar
+ * twin's bits (tests/kernels/test_q8.c). Not here: threading and tiling (kernels_q8.c).
  */
 #include <immintrin.h>
 #include <math.h>
@@ -52,7 +58,9 @@ static inline __m256i dot_us_scaled(__m256i u, __m256i s, __m256i sc16, __m256i 
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), sc16);
 }
 #endif
-#define GEMV_RW 4
+#ifndef GEMV_RW
+#  define GEMV_RW 4
+#endif
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -194,7 +202,7 @@ INLINE void tile32(fvlm_type T, int RW, int RA, int64_t k, const uint8_t *const 
     __m256 acc[GEMM_RW > GEMV_RW ? GEMM_RW : GEMV_RW][GEMM_RA];
     float m[GEMM_RW > GEMV_RW ? GEMM_RW : GEMV_RW][GEMM_RA];
     float dd[GEMM_RA][4] __attribute__((aligned(16)));
-    _Static_assert(GEMM_RW <= 4 && GEMV_RW <= 4, "dd holds 4 rows");
+    _Static_assert(GEMM_RW <= 4, "dd holds 4 rows");
 
     #pragma GCC unroll 8
     for (int r = 0; r < RW; r++)
@@ -253,6 +261,125 @@ INLINE void tile32(fvlm_type T, int RW, int RA, int64_t k, const uint8_t *const 
         #pragma GCC unroll 8
         for (int c = 0; c < RA; c++)
             out[r * RA + c] = hsum8(acc[r][c]) + m[r][c];
+}
+
+/* ---- decode: GEMV_RW weight rows × one activation row, 32-element blocks ----------------- */
+
+/* Bytes ahead of each weight row's read position to prefetch: the rows of a decode tile
+ * are short, interleaved streams the hardware prefetcher follows late. */
+#ifndef PF_DIST
+#  define PF_DIST 8192
+#endif
+#ifndef PF_HINT
+#  define PF_HINT _MM_HINT_T1
+#endif
+
+static inline uint64_t ld_u16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+/* The fp16 fields at offset `off` of block b of 4 rows, as 4 floats (the halves gathered
+ * in a general register: the vector ports are the busy ones). */
+INLINE __m128 f16x4(const uint8_t *const *p, size_t off)
+{
+    const uint64_t h = ld_u16(p[0] + off) | ld_u16(p[1] + off) << 16 | ld_u16(p[2] + off) << 32 |
+                       ld_u16(p[3] + off) << 48;
+    return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)h));
+}
+
+/* lane r of v in every lane */
+INLINE __m256 lane_bcast(__m256 v, int r)
+{
+    return r == 0 ? _mm256_broadcastss_ps(_mm256_castps256_ps128(v))
+                  : _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(r));
+}
+
+/* The weights of one row's 32-block as the unsigned bytes the dot product takes: VNNI,
+ * signed types offset to u = w + OFF32 (the product then needs −OFF32·Σa), others and AVX2
+ * the values themselves (AVX2 signed types go through the sign trick in gemv32). */
+INLINE __m256i gemv_w(fvlm_type T, const uint8_t *p)
+{
+#ifdef FVLM_Q8_VNNI
+    switch (T) {
+    case FVLM_TYPE_Q5_0: {
+        const __m256i nb = nib32(p + 6);
+        return _mm256_mask_add_epi8(nb, (__mmask32)ld_u32(p + 2), nb, _mm256_set1_epi8(16));
+    }
+    case FVLM_TYPE_Q5_1: {
+        const __m256i nb = nib32(p + 8);
+        return _mm256_mask_add_epi8(nb, (__mmask32)ld_u32(p + 4), nb, _mm256_set1_epi8(16));
+    }
+    case FVLM_TYPE_Q8_0:
+    case FVLM_TYPE_Q4_0:
+        return decode32u(T, p);
+    default:
+        return decode32(T, p);
+    }
+#else
+    return decode32(T, p);
+#endif
+}
+
+INLINE void gemv32(fvlm_type T, int64_t k, const uint8_t *const *w, const fvlm_q8_row *a,
+                   float *out)
+{
+    enum { R = GEMV_RW };
+    _Static_assert(GEMV_RW % 4 == 0 && GEMV_RW <= 8, "rows in groups of 4");
+    const size_t bs = BS32(T);
+    const int64_t nb = k / 32;
+    __m256 acc[R];
+    __m128 m[R / 4];
+    const uint8_t *p[R];
+
+    #pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+        acc[r] = _mm256_setzero_ps();
+        p[r] = w[r];
+    }
+    #pragma GCC unroll 2
+    for (int g = 0; g < R / 4; g++)
+        m[g] = _mm_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i av = _mm256_loadu_si256((const __m256i *)(a->qs + 32 * b));
+        const __m128 da = _mm_set1_ps(a->d[b]);
+        __m256i init = _mm256_setzero_si256();
+        if (OFFSET_TRICK && SIGNED32(T))   /* −off · (4-element sums of a) */
+            init = _mm256_sub_epi32(init, dot_us(_mm256_set1_epi8((char)OFF32(T)), av));
+        #pragma GCC unroll 2
+        for (int g = 0; g < R / 4; g++) {
+            /* dw·da of the group's 4 rows, in the scalar twin's order */
+            const __m256 dd = _mm256_castps128_ps256(_mm_mul_ps(f16x4(p + 4 * g, 0), da));
+            if (AFFINE32(T))
+                m[g] = _mm_fmadd_ps(f16x4(p + 4 * g, 2), _mm_set1_ps(a->d[b] * (float)a->bsum[b]), m[g]);
+            #pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) {
+                const int r = 4 * g + i;
+                if (PF_DIST) _mm_prefetch((const char *)p[r] + PF_DIST, PF_HINT);
+                const __m256i wv = gemv_w(T, p[r]);
+                __m256i pr;
+#ifdef FVLM_Q8_VNNI
+                if (SIGNED32(T))
+                    pr = _mm256_dpbusd_epi32(init, wv, av);
+                else
+#endif
+                pr = SIGNED32(T) ? dot_us(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(av, wv))
+                                 : dot_us(wv, av);
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pr), lane_bcast(dd, i), acc[r]);
+                p[r] += bs;
+            }
+        }
+    }
+    #pragma GCC unroll 2
+    for (int g = 0; g < R / 4; g++) {
+        float mm[4];
+        _mm_storeu_ps(mm, m[g]);
+        #pragma GCC unroll 4
+        for (int i = 0; i < 4; i++)
+            out[4 * g + i] = hsum8(acc[4 * g + i]) + mm[i];
+    }
 }
 
 /* ---- K-quants ----------------------------------------------------------------------------- */
@@ -333,6 +460,8 @@ INLINE void tileK(fvlm_type T, int RW, int RA, int64_t k, const uint8_t *const *
             __m256i wv[8], wa[8], s16[8], s32[8];
             #pragma GCC unroll 8
             for (int r = 0; r < RW; r++) {
+                if (RA == 1 && PF_DIST && 32 * ch < (int)bs)   /* decode: see gemv32 */
+                    _mm_prefetch((const char *)w[r] + (size_t)b * bs + 32 * ch + PF_DIST, PF_HINT);
                 wv[r] = kdecode(T, w[r] + (size_t)b * bs, &kb[r], ch, &s16[r], &s32[r]);
                 if (T == FVLM_TYPE_Q6_K)
                     wa[r] = _mm256_sign_epi8(wv[r], wv[r]);
@@ -383,12 +512,18 @@ INLINE void tileK(fvlm_type T, int RW, int RA, int64_t k, const uint8_t *const *
 #define DEF_TYPE(tn, kern, T)                        \
     DEF(gemm_##tn, kern, T, GEMM_RW, GEMM_RA)        \
     DEF(gemv_##tn, kern, T, GEMV_RW, 1)
+#define DEF_TYPE32(tn, T)                                                                    \
+    DEF(gemm_##tn, tile32, T, GEMM_RW, GEMM_RA)                                             \
+    static void gemv_##tn(int64_t k, const uint8_t *const *w, const fvlm_q8_row *a, float *out) \
+    {                                                                                        \
+        gemv32(T, k, w, a, out);                                                             \
+    }
 
-DEF_TYPE(q8_0, tile32, FVLM_TYPE_Q8_0)
-DEF_TYPE(q4_0, tile32, FVLM_TYPE_Q4_0)
-DEF_TYPE(q4_1, tile32, FVLM_TYPE_Q4_1)
-DEF_TYPE(q5_0, tile32, FVLM_TYPE_Q5_0)
-DEF_TYPE(q5_1, tile32, FVLM_TYPE_Q5_1)
+DEF_TYPE32(q8_0, FVLM_TYPE_Q8_0)
+DEF_TYPE32(q4_0, FVLM_TYPE_Q4_0)
+DEF_TYPE32(q4_1, FVLM_TYPE_Q4_1)
+DEF_TYPE32(q5_0, FVLM_TYPE_Q5_0)
+DEF_TYPE32(q5_1, FVLM_TYPE_Q5_1)
 DEF_TYPE(q4_K, tileK, FVLM_TYPE_Q4_K)
 DEF_TYPE(q5_K, tileK, FVLM_TYPE_Q5_K)
 DEF_TYPE(q6_K, tileK, FVLM_TYPE_Q6_K)

@@ -7,23 +7,92 @@
  * own share and then waits for the count to reach zero.
  *
  * Waiting: a decode step makes ~10 short runs per layer, so both sides first poll the
- * atomic counters for a few microseconds (a condition-variable round trip per run would
- * cost more than the work), then fall back to sleeping on a condition variable: an idle
- * pipeline waiting for frames costs no CPU.
+ * atomic counters (pausing, later yielding the CPU) for up to FVLM_POOL_SPIN_NS — a
+ * condition-variable round trip per run would cost more than the work — then fall back to
+ * sleeping on a condition variable: an idle pipeline waiting for frames costs no CPU after
+ * that bounded spin. A side only takes the mutex and signals when the other one has
+ * announced (n_sleeping / caller_sleeping, sequentially consistent with the counter it
+ * waits on) that it sleeps, so back-to-back runs make no system call.
  *
  * Not here: how work is split (callers split by ith/nth) and any process-wide pool: every
  * session owns its own.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "threadpool.h"
 
-/* Polling iterations before sleeping (roughly 5-20 µs on current CPUs). */
-#define FVLM_POOL_SPIN 4096
+/* How long a waiting side polls before it sleeps. */
+#define FVLM_POOL_SPIN_NS 50000
+/* Polls with the pause hint before the rest of the spin yields the CPU instead. */
+#define FVLM_POOL_PAUSES 512
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Polling step i: pause at first, then give the CPU to any other runnable thread (the
+ * machine may have more busy threads than cores: other sessions, the pipeline). */
+static void relax(int i)
+{
+    if (i < FVLM_POOL_PAUSES)
+        cpu_relax();
+    else
+        sched_yield();
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Polls until *v != not (true) or the spin time is up (false). */
+static bool spin_uint_ne(atomic_uint *v, unsigned not)
+{
+    int64_t t_end = 0;
+    for (int i = 0;; i++) {
+        if (atomic_load_explicit(v, memory_order_acquire) != not)
+            return true;
+        if ((i & 63) == 0) {
+            const int64_t t = now_ns();
+            if (i == 0)
+                t_end = t + FVLM_POOL_SPIN_NS;
+            else if (t >= t_end)
+                return false;
+        }
+        relax(i);
+    }
+}
+
+static bool spin_int_eq(atomic_int *v, int want)
+{
+    int64_t t_end = 0;
+    for (int i = 0;; i++) {
+        if (atomic_load_explicit(v, memory_order_acquire) == want)
+            return true;
+        if ((i & 63) == 0) {
+            const int64_t t = now_ns();
+            if (i == 0)
+                t_end = t + FVLM_POOL_SPIN_NS;
+            else if (t >= t_end)
+                return false;
+        }
+        relax(i);
+    }
+}
 
 typedef struct fvlm_pool_worker {
     fvlm_pool *pool;
@@ -45,6 +114,8 @@ struct fvlm_pool {
     void *arg;
     atomic_uint gen;               /* incremented once per run (and at shutdown) */
     atomic_int n_pending;          /* workers of the current run not yet finished */
+    atomic_int n_sleeping;         /* workers (about to be) waiting on cv_work */
+    atomic_bool caller_sleeping;   /* the caller (about to be) waiting on cv_done */
     atomic_bool stop;
 };
 
@@ -55,24 +126,25 @@ static void *pool_worker_main(void *p)
     unsigned seen = 0;
 
     for (;;) {
-        unsigned g = atomic_load_explicit(&pool->gen, memory_order_acquire);
-        for (int i = 0; g == seen && i < FVLM_POOL_SPIN; i++)
-            g = atomic_load_explicit(&pool->gen, memory_order_acquire);
-        if (g == seen) {
+        unsigned g;
+        if (!spin_uint_ne(&pool->gen, seen)) {
             pthread_mutex_lock(&pool->mu);
-            while ((g = atomic_load_explicit(&pool->gen, memory_order_acquire)) == seen)
+            atomic_fetch_add(&pool->n_sleeping, 1);
+            while ((g = atomic_load(&pool->gen)) == seen)
                 pthread_cond_wait(&pool->cv_work, &pool->mu);
+            atomic_fetch_sub(&pool->n_sleeping, 1);
             pthread_mutex_unlock(&pool->mu);
         }
+        g = atomic_load_explicit(&pool->gen, memory_order_acquire);
         seen = g;
         if (atomic_load_explicit(&pool->stop, memory_order_acquire))
             return NULL;
 
         pool->fn(pool->arg, w->ith, pool->n_threads);
 
-        if (atomic_fetch_sub_explicit(&pool->n_pending, 1, memory_order_acq_rel) == 1) {
-            /* Last one out wakes the caller (taking the lock so the wake-up cannot fall
-             * between the caller's check and its wait). */
+        if (atomic_fetch_sub(&pool->n_pending, 1) == 1 && atomic_load(&pool->caller_sleeping)) {
+            /* Last one out wakes a sleeping caller (taking the lock so the wake-up cannot
+             * fall between the caller's check and its wait). */
             pthread_mutex_lock(&pool->mu);
             pthread_cond_signal(&pool->cv_done);
             pthread_mutex_unlock(&pool->mu);
@@ -103,6 +175,8 @@ fvlm_pool *fvlm_pool_new(int n_threads)
     pool->n_threads = n_threads;
     atomic_init(&pool->gen, 0);
     atomic_init(&pool->n_pending, 0);
+    atomic_init(&pool->n_sleeping, 0);
+    atomic_init(&pool->caller_sleeping, false);
     atomic_init(&pool->stop, false);
     if (pthread_mutex_init(&pool->mu, NULL) != 0) {
         free(pool);
@@ -163,21 +237,26 @@ void fvlm_pool_run(fvlm_pool *pool, fvlm_pool_fn fn, void *arg)
         return;
     }
 
-    pthread_mutex_lock(&pool->mu);
+    /* Workers of the previous run are all done (n_pending reached 0), so nobody reads fn
+     * and arg now; a spinning worker picks them up with the acquire of the new gen. */
     pool->fn = fn;
     pool->arg = arg;
     atomic_store_explicit(&pool->n_pending, pool->n_threads - 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&pool->gen, 1, memory_order_acq_rel);
-    pthread_cond_broadcast(&pool->cv_work);
-    pthread_mutex_unlock(&pool->mu);
+    atomic_fetch_add(&pool->gen, 1);
+    if (atomic_load(&pool->n_sleeping) > 0) {
+        pthread_mutex_lock(&pool->mu);
+        pthread_cond_broadcast(&pool->cv_work);
+        pthread_mutex_unlock(&pool->mu);
+    }
 
     fn(arg, 0, pool->n_threads);
 
-    for (int i = 0; i < FVLM_POOL_SPIN; i++)
-        if (atomic_load_explicit(&pool->n_pending, memory_order_acquire) == 0)
-            return;
+    if (spin_int_eq(&pool->n_pending, 0))
+        return;
     pthread_mutex_lock(&pool->mu);
-    while (atomic_load_explicit(&pool->n_pending, memory_order_acquire) != 0)
+    atomic_store(&pool->caller_sleeping, true);
+    while (atomic_load(&pool->n_pending) != 0)
         pthread_cond_wait(&pool->cv_done, &pool->mu);
+    atomic_store(&pool->caller_sleeping, false);
     pthread_mutex_unlock(&pool->mu);
 }

@@ -2,9 +2,9 @@
  * threadpool.h — a small fork/join pool owned by one session (never process-wide).
  *
  * fvlm_pool_run() runs fn(arg, ith, nth) on nth = n_threads workers (the calling thread is
- * worker 0) and returns when all are done. Idle workers sleep on a condition variable: no
- * busy-spinning while a pipeline waits for frames. Not here: work splitting (callers split
- * by ith/nth).
+ * worker 0) and returns when all are done. Idle workers sleep on a condition variable after
+ * polling for at most ~50 µs: no busy-spinning while a pipeline waits for frames. Not here:
+ * work splitting (callers split by ith/nth).
  */
 #ifndef FVLM_THREADPOOL_H
 #define FVLM_THREADPOOL_H

@@ -233,7 +233,9 @@ static void *asker_main(void *p)
     return NULL;
 }
 
-static void test_batcher(const fastvlm_model *m, const char *label, bool speculative)
+/* One batcher run of the askers; true when it joined steps of two sessions at least once
+ * (a matter of timing: the caller retries). Every answer is checked either way. */
+static bool run_batcher(const fastvlm_model *m, const char *label, bool speculative)
 {
     static const char *prompts[N_ASKERS] = {
         "Describe the image.", "What colour is the car?", "Is anyone there?",
@@ -247,7 +249,7 @@ static void test_batcher(const fastvlm_model *m, const char *label, bool specula
 
     CHECK(fastvlm_batcher_new(m, &b, &err) == FASTVLM_OK, "batcher_new: %s", err.message);
     if (!b)
-        return;
+        return true;   /* failure counted; no retry */
     pthread_barrier_init(&start, NULL, N_ASKERS);
     memset(a, 0, sizeof a);
     for (int i = 0; i < N_ASKERS; i++) {
@@ -265,8 +267,6 @@ static void test_batcher(const fastvlm_model *m, const char *label, bool specula
     printf("%s: batcher%s: %llu decode forwards carried %llu steps\n", label,
            speculative ? " (speculative)" : "", (unsigned long long)n_batches,
            (unsigned long long)n_rows);
-    CHECK(n_rows > n_batches, "%s: the batcher never joined two steps (%llu rows, %llu batches)",
-          label, (unsigned long long)n_rows, (unsigned long long)n_batches);
 
     /* the same asks, each on a fresh session without a batcher */
     for (int i = 0; i < N_ASKERS; i++) {
@@ -295,6 +295,17 @@ static void test_batcher(const fastvlm_model *m, const char *label, bool specula
     }
     pthread_barrier_destroy(&start);
     fastvlm_batcher_free(b);
+    return n_rows > n_batches;
+}
+
+/* Whether steps join depends on how the askers' threads interleave (speculative askers are
+ * rarely all in their decode loops at once), so up to 8 runs may be needed to see one. */
+static void test_batcher(const fastvlm_model *m, const char *label, bool speculative)
+{
+    bool joined = false;
+    for (int attempt = 0; attempt < 8 && !joined; attempt++)
+        joined = run_batcher(m, label, speculative);
+    CHECK(joined, "%s: the batcher never joined two steps in 8 runs", label);
 }
 
 int main(int argc, char **argv)
