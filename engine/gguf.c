@@ -967,7 +967,7 @@ static fastvlm_status wrong_type(const fvlm_gguf *g, const char *key, int64_t i,
 static fastvlm_status get_u32(const fvlm_gguf *g, const char *key, bool required, uint32_t *out,
                               fastvlm_error *err)
 {
-    int64_t i;
+    int64_t i = -1;
     fastvlm_status st = key_lookup(g, key, required, &i, err);
     num v;
     if (st != FASTVLM_OK || i < 0)
@@ -987,7 +987,7 @@ static fastvlm_status get_u32(const fvlm_gguf *g, const char *key, bool required
 static fastvlm_status get_f32(const fvlm_gguf *g, const char *key, bool required, float *out,
                               fastvlm_error *err)
 {
-    int64_t i;
+    int64_t i = -1;
     fastvlm_status st = key_lookup(g, key, required, &i, err);
     num v;
     double d;
@@ -1029,7 +1029,7 @@ fastvlm_status fvlm_gguf_opt_f32(const fvlm_gguf *g, const char *key, float *out
 fastvlm_status fvlm_gguf_req_str(const fvlm_gguf *g, const char *key, fvlm_gguf_str *out,
                                  fastvlm_error *err)
 {
-    int64_t i;
+    int64_t i = -1;
     fastvlm_status st = key_lookup(g, key, true, &i, err);
     if (st != FASTVLM_OK)
         return st;
@@ -1041,7 +1041,7 @@ fastvlm_status fvlm_gguf_req_str(const fvlm_gguf *g, const char *key, fvlm_gguf_
 fastvlm_status fvlm_gguf_opt_bool(const fvlm_gguf *g, const char *key, bool *out,
                                   fastvlm_error *err)
 {
-    int64_t i;
+    int64_t i = -1;
     fastvlm_status st = key_lookup(g, key, false, &i, err);
     if (st != FASTVLM_OK || i < 0)
         return st;

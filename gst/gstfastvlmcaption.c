@@ -1458,6 +1458,14 @@ gst_fastvlm_caption_change_state (GstElement * element,
        * state_pairs_live): an empty GAP where the text stands lets a sink preroll. */
       fvlm_text_src_push_preroll_gap (&self->text);
       break;
+    case GST_STATE_CHANGE_PAUSED_TO_PLAYING:
+      /* Once more on the way back: a sink that was still waking from its previous
+       * preroll when PLAYING->PAUSED came counts itself prerolled, takes the GAP above
+       * as ordinary data and then, asked for PLAYING, wants a new preroll (basesink's
+       * have_preroll is cleared only when its streaming thread runs on). 2 of 80 loaded
+       * runs of state_pairs_live met it; an empty GAP here ends that wait. */
+      fvlm_text_src_push_preroll_gap (&self->text);
+      break;
     default:
       break;
   }

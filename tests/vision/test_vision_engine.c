@@ -165,7 +165,7 @@ static void add_matrix(builder *b, const mm_opts *o, const char *prefix, uint32_
 {
     const uint64_t ne[2] = {k, n};
     float *w = rnd(b, (size_t)k * n, 1.0f / sqrtf((float)k), 0.0f);
-    char name[128];
+    char name[160];
     if (o->f16_matrices || o->round_f16)
         round_to_f16(w, (size_t)k * n);
     snprintf(name, sizeof name, "%s.weight", prefix);
