@@ -166,7 +166,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_fastvlm_caption_debug);
 #define DEFAULT_STATS_INTERVAL GST_SECOND
 #define DEFAULT_REUSE TRUE
 /* fingerprint distance in grey levels; measured in docs/reuse.md ("The element") */
-#define DEFAULT_REUSE_THRESHOLD 2.0
+#define DEFAULT_REUSE_THRESHOLD 1.0
 /* Longest caption the max-new-tokens property allows (docs/limits.md); the other limits
  * on what the element takes are the engine's (fastvlm.h). */
 #define MAX_NEW_TOKENS_LIMIT 4096

@@ -188,7 +188,7 @@ GST_START_TEST (test_properties)
   g_object_get (e, "stats-interval", &u64, "reuse-threshold", &d, "mode", &i,
       NULL);
   fail_unless_equals_uint64 (u64, GST_SECOND);
-  fail_unless (d == 2.0);       /* default measured in docs/reuse.md */
+  fail_unless (d == 1.0);       /* default measured in docs/reuse.md */
   fail_unless_equals_int (i, 0);
 
   /* prompt ids: a change makes a new id, setting the same text does not */

@@ -310,7 +310,8 @@ wait_progress (Rec * r, GstElement * caption, guint epoch, guint n)
   }
 }
 
-/* @pattern: videotestsrc's; "smpte" is a still picture, so the element reuses the
+/* @pattern: videotestsrc's; "smpte" is a still picture (its noise block moves the
+ * 64x48 fingerprint by ~1, hence reuse-threshold=2), so the element reuses the
  * kept features/answers from frame to frame (reuse=true, the default) — and must not
  * across a seek. */
 static void
@@ -331,7 +332,7 @@ run_seeks (gboolean live, const gchar * pattern)
   g_setenv ("FASTVLM_GST_TEST_DELAY_MS", "300", TRUE);
   pipeline = rb_pipeline ("videotestsrc pattern=%s ! "
       "video/x-raw,format=I420,width=64,height=48,framerate=%d/1 ! "
-      "fastvlmcaption name=c @MODEL@ max-new-tokens=3 mode=%s ! "
+      "fastvlmcaption name=c @MODEL@ max-new-tokens=3 mode=%s reuse-threshold=2 ! "
       "fakesink name=vs sync=%s c.text_src ! fakesink name=ts sync=false",
       pattern, FPS, live ? "live" : "auto", live ? "true" : "false");
   caption = rb_get (pipeline, "c");
