@@ -59,39 +59,42 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Polling step i of a wait: true once the wait has spun FVLM_POOL_SPIN_NS (the clock is
+ * read every 64 polls; step 0 starts the wait's clock in *t_end). */
+static bool spin_time_up(int i, int64_t *t_end)
+{
+    if ((i & 63) != 0)
+        return false;
+    const int64_t t = now_ns();
+    if (i == 0) {
+        *t_end = t + FVLM_POOL_SPIN_NS;
+        return false;
+    }
+    return t >= *t_end;
+}
+
 /* Polls until *v != not (true) or the spin time is up (false). */
 static bool spin_uint_ne(atomic_uint *v, unsigned not)
 {
     int64_t t_end = 0;
-    for (int i = 0;; i++) {
+    for (int i = 0; !spin_time_up(i, &t_end); i++) {
         if (atomic_load_explicit(v, memory_order_acquire) != not)
             return true;
-        if ((i & 63) == 0) {
-            const int64_t t = now_ns();
-            if (i == 0)
-                t_end = t + FVLM_POOL_SPIN_NS;
-            else if (t >= t_end)
-                return false;
-        }
         relax(i);
     }
+    return false;
 }
 
+/* Polls until *v == want (true) or the spin time is up (false). */
 static bool spin_int_eq(atomic_int *v, int want)
 {
     int64_t t_end = 0;
-    for (int i = 0;; i++) {
+    for (int i = 0; !spin_time_up(i, &t_end); i++) {
         if (atomic_load_explicit(v, memory_order_acquire) == want)
             return true;
-        if ((i & 63) == 0) {
-            const int64_t t = now_ns();
-            if (i == 0)
-                t_end = t + FVLM_POOL_SPIN_NS;
-            else if (t >= t_end)
-                return false;
-        }
         relax(i);
     }
+    return false;
 }
 
 typedef struct fvlm_pool_worker {

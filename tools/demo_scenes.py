@@ -309,18 +309,22 @@ def render_pattern_frames(pattern, w, h, n_frames, cache_dir, keep=None):
     return raw
 
 
-def ball_position(frame):
-    """Horizontal third of the ball's centre ('left'/'centre'/'right'), or None when the
-    centre is within 4% of a boundary (ambiguous; such frames are not used)."""
-    m = frame.astype(np.int32).sum(2) > 384
-    ys, xs = np.nonzero(m)
-    if len(xs) == 0:
-        return None
-    fx = xs.mean() / frame.shape[1]
+def horizontal_third(fx):
+    """'left'/'centre'/'right' for a horizontal centre at fraction fx of the width, or None
+    within 4% of a boundary (ambiguous; such frames are not used or not scored)."""
     for b in (1 / 3, 2 / 3):
         if abs(fx - b) < 0.04:
             return None
     return "left" if fx < 1 / 3 else ("centre" if fx < 2 / 3 else "right")
+
+
+def ball_position(frame):
+    """Horizontal third of the ball's centre (horizontal_third), None without a ball."""
+    m = frame.astype(np.int32).sum(2) > 384
+    ys, xs = np.nonzero(m)
+    if len(xs) == 0:
+        return None
+    return horizontal_third(xs.mean() / frame.shape[1])
 
 
 def pattern_items(sizes, cache_dir, frame_stride=1, frame_offset=0):

@@ -77,14 +77,6 @@ def _demo():
     return demo_scenes
 
 
-def _third(fx):
-    """'left'/'centre'/'right' for a horizontal centre at fraction fx, None within 4 % of
-    a boundary (demo_scenes.ball_position's rule)."""
-    if min(abs(fx - 1 / 3), abs(fx - 2 / 3)) < 0.04:
-        return None
-    return "left" if fx < 1 / 3 else ("centre" if fx < 2 / 3 else "right")
-
-
 def _obj(shape, colour, size, pos, dx=0.0):
     return {"shape": shape, "colour": colour, "size": size, "pos": pos, "dx": dx, "dy": 0.0,
             "r": 0.5, "tint": [0, 0, 0]}
@@ -113,7 +105,7 @@ def demo_frames(kind, n, w, h, cut, cache):
             x = x0 + (x1 - x0) * i / max(1, n - 1)
             sc = _scene(w, h, "grey", [_obj("triangle", "yellow", "large", "left", x - x0)])
             frames.append(np.asarray(ds.render_scene(sc)))
-            pos = _third(x)
+            pos = ds.horizontal_third(x)
             truth.append(ds.scene_caption(_scene(w, h, "grey", [
                 _obj("triangle", "yellow", "large", pos)])) if pos else None)
     elif kind == "ball":
