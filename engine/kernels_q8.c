@@ -6,7 +6,8 @@
  * Driver: threads split the n weight rows in ranges of whole tiles. A single activation
  * row (decode) runs the table's rw1 × 1 tile along the range; more rows (prefill, verify)
  * run its RW × RA tile over panels of weight rows small enough to stay in L2 while every
- * activation row passes over them. A tile that would run past the end repeats its last
+ * activation row passes over them, or, from the table's mp rows on, its packed GEMM: each
+ * panel of np weight rows packed into a per-thread buffer once, then all activation rows. A tile that would run past the end repeats its last
  * row (the extra outputs are dropped). Every output is one row-by-row dot product in the
  * order kernels_q8.h defines, so none of these choices shows in the results.
  *
@@ -162,7 +163,7 @@ static void wk_values(fvlm_type type, const uint8_t *p, int *w, int sc[8][8], in
 float fvlm_q8_dot_scalar(fvlm_type type, int64_t k, const uint8_t *w, const fvlm_q8_row *a)
 {
     const fvlm_type_traits *tt = fvlm_type_get_traits((uint32_t)type);
-    float acc[8] = {0}, m = 0.0f;
+    float acc = 0.0f, m = 0.0f;
 
     if (fvlm_q8_form(type) == FVLM_Q8_B32) {
         for (int64_t b = 0; b < k / 32; b++) {
@@ -170,13 +171,10 @@ float fvlm_q8_dot_scalar(fvlm_type type, int64_t k, const uint8_t *w, const fvlm
             float dw, mw;
             w32_values(type, w + (size_t)b * tt->type_size, v, &dw, &mw);
             const int8_t *q = a->qs + 32 * b;
-            const float dd = dw * a->d[b];
-            for (int l = 0; l < 8; l++) {
-                int32_t p = 0;
-                for (int e = 4 * l; e < 4 * l + 4; e++)
-                    p += v[e] * q[e];
-                acc[l] = fmaf(dd, (float)p, acc[l]);
-            }
+            int32_t p = 0;
+            for (int e = 0; e < 32; e++)
+                p += v[e] * q[e];
+            acc = fmaf(dw * a->d[b], (float)p, acc);
             if (type == FVLM_TYPE_Q4_1 || type == FVLM_TYPE_Q5_1)
                 m = fmaf(mw, a->d[b] * (float)a->bsum[b], m);
         }
@@ -184,19 +182,12 @@ float fvlm_q8_dot_scalar(fvlm_type type, int64_t k, const uint8_t *w, const fvlm
         for (int64_t b = 0; b < k / 256; b++) {
             int v[256], sc[8][8], mn[8];
             float dw, dmin;
-            int32_t p[8] = {0};
+            int32_t p = 0;
             wk_values(type, w + (size_t)b * tt->type_size, v, sc, mn, &dw, &dmin);
             const int8_t *q = a->qs + 256 * b;
-            for (int c = 0; c < 8; c++)
-                for (int l = 0; l < 8; l++) {
-                    int32_t s = 0;
-                    for (int e = 32 * c + 4 * l; e < 32 * c + 4 * l + 4; e++)
-                        s += v[e] * q[e];
-                    p[l] += sc[c][l] * s;
-                }
-            const float dd = dw * a->d[b];
-            for (int l = 0; l < 8; l++)
-                acc[l] = fmaf(dd, (float)p[l], acc[l]);
+            for (int e = 0; e < 256; e++)
+                p += sc[e / 32][(e % 32) / 4] * v[e] * q[e];
+            acc = fmaf(dw * a->d[b], (float)p, acc);
             if (type != FVLM_TYPE_Q6_K) {
                 int32_t sm = 0;
                 for (int j = 0; j < 8; j++)
@@ -205,7 +196,7 @@ float fvlm_q8_dot_scalar(fvlm_type type, int64_t k, const uint8_t *w, const fvlm
             }
         }
     }
-    return (((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))) + m;
+    return acc + m;
 }
 
 /* ---- tables ------------------------------------------------------------------------------ */
@@ -358,6 +349,7 @@ typedef struct q8_job {
     float *Y;
     const float *bias;
     int unit;                     /* weight rows per thread unit */
+    bool packed;                  /* the table's packed GEMM (m ≥ mp) */
 } q8_job;
 
 #define TILE_MAX 64
@@ -404,6 +396,24 @@ static void q8_worker(void *arg, int ith, int nth)
 
     if (j0 >= j1)
         return;
+    if (J->packed) {
+        /* packed GEMM: each panel of np weight rows packed once, then every activation row */
+        const size_t bytes = (size_t)(J->k / 32) * (size_t)kt->pack_block;
+        uint8_t *buf = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        if (buf) {
+            const uint8_t *wp[TILE_MAX];
+            for (int64_t p = j0; p < j1; p += kt->np) {
+                const int nv = (int)(j1 - p < kt->np ? j1 - p : kt->np);
+                for (int r = 0; r < kt->np; r++)
+                    wp[r] = J->W + (size_t)(p + (r < nv ? r : nv - 1)) * J->row_bytes;
+                kt->pack[J->type](J->k, wp, buf);
+                kt->gemmp[J->type](J->k, buf, J->act, 0, J->m, J->Y + p, J->n, nv,
+                                   J->bias ? J->bias + p : NULL);
+            }
+            free(buf);
+            return;
+        }   /* out of memory: the tiles below need none */
+    }
     if (J->m == 1 || J->m < kt->ra) {
         fvlm_q8_tile_fn f = kt->gemv[J->type];
         if (!f) {
@@ -445,5 +455,8 @@ void fvlm_matmul_q8(const fvlm_q8_kernels *kt, fvlm_pool *pool, const fvlm_tenso
     J.unit = (J.m == 1 || J.m < kt->ra ? kt->rw1 : kt->rw) * 4;
     if (J.m == 1 && J.n < 4096)
         J.unit = kt->rw1;
+    J.packed = kt->np > 0 && kt->np <= TILE_MAX && J.m >= kt->mp && kt->pack[J.type] && kt->gemmp[J.type];
+    if (J.packed)
+        J.unit = kt->np;
     fvlm_pool_run(pool, q8_worker, &J);
 }

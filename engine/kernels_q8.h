@@ -5,7 +5,8 @@
  *
  * The numerics, defined once so that every implementation (the scalar twins in
  * kernels_q8.c, kernels_q8_x86.c for AVX2 and AVX-512 VNNI, kernels_q8_neon.c with and
- * without dotprod, and the numpy model in tests/kernels/q8_ref.py) gives the same bits:
+ * without dotprod) gives the same bits (tests/kernels/test_q8.c; the numpy model in
+ * tests/llm/test_fast.py follows the definition in float64):
  *
  * Activations, per row of k floats, in blocks of B = 32 (form FVLM_Q8_B32, for Q8_0, Q4_0,
  * Q4_1, Q5_0, Q5_1 weights) or B = 256 (FVLM_Q8_B256, for Q4_K, Q5_K, Q6_K):
@@ -13,19 +14,22 @@
  *   q = round-half-to-even(x · id) as int8 in [-127, 127];  bsum[j] = Σ q over each 32.
  * (Non-finite activations give unspecified q.) d stays a float (not fp16 as in ggml's q8_0).
  *
- * A dot product of one weight row with one activation row keeps 8 float lanes. Lane l
- * (0..7) owns, in every 32-element chunk of the row, elements 4l .. 4l+3. For each block
- * b in order (a 32-block, or a 256 super-block) the integer
- *   p_l = Σ over the block's chunks c of s_c,l · Σ_{e in chunk c, lane l} w_e · q_e
+ * A dot product of one weight row with one activation row keeps ONE float accumulator.
+ * For each block b in order (a 32-block, or a 256 super-block) the integer
+ *   P_b = Σ over the whole block of s_e · w_e · q_e
  * is exact in int32 (w_e the weight's integer value: q for Q8_0, nib−8 for Q4_0, q−16 for
- * Q5_0, q for Q4_1/Q5_1/Q4_K/Q5_K, q−32 for Q6_K; s_c,l the sub-block scale of K-quants —
- * Q6_K's lanes 0-3 and 4-7 of a chunk belong to two 16-element sub-blocks — and 1
- * otherwise), and then
- *   acc_l = fmaf(dw_b · da_b, (float)p_l, acc_l)          (dw_b the weight's block scale)
+ * Q5_0, q for Q4_1/Q5_1/Q4_K/Q5_K, q−32 for Q6_K; s_e the scale of e's sub-block for
+ * K-quants — 32 elements, Q6_K 16 — and 1 otherwise; any summation order gives the same
+ * integer, so an implementation may keep lanes of partial sums or use offset weights with
+ * a correction, as long as the integer is P_b), and then
+ *   acc = fmaf(dw_b · da_b, (float)P_b, acc)          (dw_b the weight's block scale,
+ *                                                      dw_b · da_b rounded to float first)
  * A scalar term m collects what is not per element, in block order:
  *   Q4_1/Q5_1: m = fmaf(mw_b, da_b · (float)bsum_b, m)
  *   Q4_K/Q5_K: m = fmaf(−(dminw_b · da_b), (float)Σ_j mn_j · bsum_j, m)   (j: the 8 sub-blocks)
- * and the result is ((acc0+acc4) + (acc2+acc6)) + ((acc1+acc5) + (acc3+acc7)) + m (+ bias).
+ * (m = 0 for the other types) and the result is acc + m (+ bias, added last). One float
+ * per output is what lets a tile put outputs in the lanes of a vector (the column-per-lane
+ * VNNI GEMM of kernels_q8_x86.c) instead of the elements of a dot product.
  * The order is the row's own: a row's result does not depend on how many rows are
  * computed together, on the tile shapes or on the threads (batch == token by token).
  *
@@ -74,6 +78,15 @@ typedef void (*fvlm_q8_tile_fn)(int64_t k, const uint8_t *const *w, const fvlm_q
 typedef void (*fvlm_q8_quant_fn)(const float *x, int64_t k, int form, int8_t *qs, float *d,
                                  int16_t *bsum);
 
+/* The packed GEMM (prefill): a panel of the table's np weight rows is packed once into
+ * `buf` (pack_block bytes per 32 elements of k, 64-byte aligned), then multiplied with
+ * activation rows [i0, i1) of `act` (in the type's form): y[(i − i0)·ldy + j] for the
+ * panel's first `nvalid` rows j (+ bias[j] when bias is not NULL). Rows of the panel past
+ * nvalid repeat a valid row. */
+typedef void (*fvlm_q8_pack_fn)(int64_t k, const uint8_t *const *w, uint8_t *buf);
+typedef void (*fvlm_q8_gemmp_fn)(int64_t k, const uint8_t *buf, const fvlm_q8_act *act, int64_t i0,
+                                 int64_t i1, float *y, int64_t ldy, int nvalid, const float *bias);
+
 typedef struct fvlm_q8_kernels {
     const char *name;                     /* "scalar", "avx2", "avx512vnni", "neon", "neondot" */
     fvlm_q8_quant_fn quantize;
@@ -81,6 +94,11 @@ typedef struct fvlm_q8_kernels {
     int rw1;                              /* single-row tile: rw1 weight rows × 1 */
     fvlm_q8_tile_fn gemm[FVLM_TYPE_COUNT];   /* NULL: this type uses the scalar twin */
     fvlm_q8_tile_fn gemv[FVLM_TYPE_COUNT];
+    int np;                               /* packed GEMM: weight rows per panel (0: none) */
+    int mp;                               /* ... used from this many activation rows */
+    int pack_block;                       /* ... packed bytes per 32 elements of k */
+    fvlm_q8_pack_fn pack[FVLM_TYPE_COUNT];   /* NULL: this type uses the tiles */
+    fvlm_q8_gemmp_fn gemmp[FVLM_TYPE_COUNT];
 } fvlm_q8_kernels;
 
 /* The table for the active kernel level (cpu.h; AVX-512 without VNNI uses the AVX2 one,

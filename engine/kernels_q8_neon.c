@@ -7,7 +7,9 @@
  * int8 products by vmull_s8 and pairwise widening adds) and with -DFVLM_Q8_DOTPROD and
  * +dotprod (table fvlm_q8_kernels_neondot: sdot). A 32-element chunk is two 16-byte
  * vectors whose 4 + 4 int32 lanes are kernels_q8.h's 8 lanes; weights are decoded to signed
- * bytes (s8 × s8 needs no sign trick). Every result equals the scalar twin's bits
+ * bytes (s8 × s8 needs no sign trick). The tiles keep the 4 weight rows in the lanes of
+ * a float accumulator: per block, the rows' lane partials reduced to exact integers by
+ * pairwise adds, then one convert and one fma. Every result equals the scalar twin's bits
  * (tests/kernels/test_q8.c, run under qemu by tests/cross/run_arm64.sh).
  * Not here: threading and tiling (kernels_q8.c).
  */
@@ -48,12 +50,12 @@ static inline float ld_f16(const uint8_t *p)
     return fvlm_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
 }
 
-/* ((a0+a4) + (a2+a6)) + ((a1+a5) + (a3+a7)) */
-static inline float hsum8(float32x4_t lo, float32x4_t hi)
+/* The exact int32 block sums of 4 outputs (each lo + hi: two 4-lane partials) as 4 lanes. */
+static inline int32x4_t hsum4(const int32x4_t *lo, const int32x4_t *hi)
 {
-    const float32x4_t t = vaddq_f32(lo, hi);
-    const float32x2_t u = vadd_f32(vget_low_f32(t), vget_high_f32(t));
-    return vget_lane_f32(u, 0) + vget_lane_f32(u, 1);
+    const int32x4_t s0 = vaddq_s32(lo[0], hi[0]), s1 = vaddq_s32(lo[1], hi[1]);
+    const int32x4_t s2 = vaddq_s32(lo[2], hi[2]), s3 = vaddq_s32(lo[3], hi[3]);
+    return vpaddq_s32(vpaddq_s32(s0, s1), vpaddq_s32(s2, s3));
 }
 
 /* ---- activation quantization ------------------------------------------------------------- */
@@ -136,43 +138,46 @@ INLINE v32 decode32(fvlm_type T, const uint8_t *p)
     }
 }
 
+/* RW = 4 weight rows (the lanes) × RA activation rows; out[r·RA + c]. */
 INLINE void tile32(fvlm_type T, int RW, int RA, int64_t k, const uint8_t *const *w,
                    const fvlm_q8_row *a, float *out)
 {
     const size_t bs = BS32(T);
-    float32x4_t acc0[MAXR][GEMM_RA], acc1[MAXR][GEMM_RA];
-    float m[MAXR][GEMM_RA];
+    _Static_assert(GEMM_RW == 4 && GEMV_RW == 4, "the 4 weight rows are the lanes of a vector");
+    float32x4_t acc[GEMM_RA], m[GEMM_RA];   /* lane r: weight row r, per activation row c */
+    (void)RW;
 
-    for (int r = 0; r < RW; r++)
-        for (int c = 0; c < RA; c++) {
-            acc0[r][c] = acc1[r][c] = vdupq_n_f32(0.0f);
-            m[r][c] = 0.0f;
-        }
+    for (int c = 0; c < RA; c++)
+        acc[c] = m[c] = vdupq_n_f32(0.0f);
     for (int64_t b = 0; b < k / 32; b++) {
         v32 wv[MAXR];
         float dw[MAXR], mw[MAXR];
-        for (int r = 0; r < RW; r++) {
+        for (int r = 0; r < 4; r++) {
             const uint8_t *p = w[r] + (size_t)b * bs;
             dw[r] = ld_f16(p);
             mw[r] = AFFINE32(T) ? ld_f16(p + 2) : 0.0f;
             wv[r] = decode32(T, p);
         }
+        const float32x4_t dwv = vld1q_f32(dw), mwv = vld1q_f32(mw);
         for (int c = 0; c < RA; c++) {
             const int8x16_t alo = vld1q_s8(a[c].qs + 32 * b), ahi = vld1q_s8(a[c].qs + 32 * b + 16);
             const float da = a[c].d[b];
-            const float ds = AFFINE32(T) ? da * (float)a[c].bsum[b] : 0.0f;
-            for (int r = 0; r < RW; r++) {
-                const float32x4_t dd = vdupq_n_f32(dw[r] * da);
-                acc0[r][c] = vfmaq_f32(acc0[r][c], vcvtq_f32_s32(dot16(wv[r].lo, alo)), dd);
-                acc1[r][c] = vfmaq_f32(acc1[r][c], vcvtq_f32_s32(dot16(wv[r].hi, ahi)), dd);
-                if (AFFINE32(T))
-                    m[r][c] = fmaf(mw[r], ds, m[r][c]);
+            int32x4_t lo[4], hi[4];
+            for (int r = 0; r < 4; r++) {
+                lo[r] = dot16(wv[r].lo, alo);
+                hi[r] = dot16(wv[r].hi, ahi);
             }
+            acc[c] = vfmaq_f32(acc[c], vcvtq_f32_s32(hsum4(lo, hi)), vmulq_n_f32(dwv, da));
+            if (AFFINE32(T))
+                m[c] = vfmaq_f32(m[c], mwv, vdupq_n_f32(da * (float)a[c].bsum[b]));
         }
     }
-    for (int r = 0; r < RW; r++)
-        for (int c = 0; c < RA; c++)
-            out[r * RA + c] = hsum8(acc0[r][c], acc1[r][c]) + m[r][c];
+    for (int c = 0; c < RA; c++) {
+        float v[4];
+        vst1q_f32(v, vaddq_f32(acc[c], m[c]));
+        for (int r = 0; r < 4; r++)
+            out[r * RA + c] = v[r];
+    }
 }
 
 /* ---- K-quants ----------------------------------------------------------------------------- */
@@ -242,55 +247,58 @@ INLINE void tileK(fvlm_type T, int RW, int RA, int64_t k, const uint8_t *const *
                   const fvlm_q8_row *a, float *out)
 {
     const size_t bs = T == FVLM_TYPE_Q6_K ? 210 : T == FVLM_TYPE_Q5_K ? 176 : 144;
-    float32x4_t acc0[MAXR][GEMM_RA], acc1[MAXR][GEMM_RA];
+    float32x4_t acc[GEMM_RA];   /* lane r: weight row r */
     float m[MAXR][GEMM_RA];
+    (void)RW;
 
-    for (int r = 0; r < RW; r++)
-        for (int c = 0; c < RA; c++) {
-            acc0[r][c] = acc1[r][c] = vdupq_n_f32(0.0f);
+    for (int c = 0; c < RA; c++) {
+        acc[c] = vdupq_n_f32(0.0f);
+        for (int r = 0; r < 4; r++)
             m[r][c] = 0.0f;
-        }
+    }
     for (int64_t b = 0; b < k / 256; b++) {
         kblock kb[MAXR];
-        int32x4_t P0[MAXR][GEMM_RA], P1[MAXR][GEMM_RA];
-        for (int r = 0; r < RW; r++) {
+        int32x4_t P0[GEMM_RA][MAXR], P1[GEMM_RA][MAXR];
+        for (int r = 0; r < 4; r++) {
             kparse(T, w[r] + (size_t)b * bs, &kb[r]);
             for (int c = 0; c < RA; c++)
-                P0[r][c] = P1[r][c] = vdupq_n_s32(0);
+                P0[c][r] = P1[c][r] = vdupq_n_s32(0);
         }
         for (int ch = 0; ch < 8; ch++) {
             v32 wv[MAXR];
             int32_t s0[MAXR], s1[MAXR];
-            for (int r = 0; r < RW; r++)
+            for (int r = 0; r < 4; r++)
                 wv[r] = kdecode(T, w[r] + (size_t)b * bs, &kb[r], ch, &s0[r], &s1[r]);
             for (int c = 0; c < RA; c++) {
                 const int8_t *aq = a[c].qs + 256 * b + 32 * ch;
                 const int8x16_t alo = vld1q_s8(aq), ahi = vld1q_s8(aq + 16);
-                for (int r = 0; r < RW; r++) {
-                    P0[r][c] = vmlaq_n_s32(P0[r][c], dot16(wv[r].lo, alo), s0[r]);
-                    P1[r][c] = vmlaq_n_s32(P1[r][c], dot16(wv[r].hi, ahi), s1[r]);
+                for (int r = 0; r < 4; r++) {
+                    P0[c][r] = vmlaq_n_s32(P0[c][r], dot16(wv[r].lo, alo), s0[r]);
+                    P1[c][r] = vmlaq_n_s32(P1[c][r], dot16(wv[r].hi, ahi), s1[r]);
                 }
             }
         }
+        const float dwk[4] = {kb[0].d, kb[1].d, kb[2].d, kb[3].d};
+        const float32x4_t dwv = vld1q_f32(dwk);
         for (int c = 0; c < RA; c++) {
             const float da = a[c].d[b];
             const int16_t *bsum = a[c].bsum + 8 * b;
-            for (int r = 0; r < RW; r++) {
-                const float32x4_t dd = vdupq_n_f32(kb[r].d * da);
-                acc0[r][c] = vfmaq_f32(acc0[r][c], vcvtq_f32_s32(P0[r][c]), dd);
-                acc1[r][c] = vfmaq_f32(acc1[r][c], vcvtq_f32_s32(P1[r][c]), dd);
-                if (T != FVLM_TYPE_Q6_K) {
+            acc[c] = vfmaq_f32(acc[c], vcvtq_f32_s32(hsum4(P0[c], P1[c])), vmulq_n_f32(dwv, da));
+            if (T != FVLM_TYPE_Q6_K)
+                for (int r = 0; r < 4; r++) {
                     int32_t sm = 0;
                     for (int j = 0; j < 8; j++)
                         sm += kb[r].mn[j] * bsum[j];
                     m[r][c] = fmaf(-(kb[r].dmin * da), (float)sm, m[r][c]);
                 }
-            }
         }
     }
-    for (int r = 0; r < RW; r++)
-        for (int c = 0; c < RA; c++)
-            out[r * RA + c] = hsum8(acc0[r][c], acc1[r][c]) + m[r][c];
+    for (int c = 0; c < RA; c++) {
+        float v[4];
+        vst1q_f32(v, acc[c]);
+        for (int r = 0; r < 4; r++)
+            out[r * RA + c] = v[r] + m[r][c];
+    }
 }
 
 /* ---- instances ---------------------------------------------------------------------------- */

@@ -71,13 +71,14 @@ static inline float ld_f16(const uint8_t *p)
     return _cvtsh_ss(h);
 }
 
-/* ((a0+a4) + (a2+a6)) + ((a1+a5) + (a3+a7)) */
-static inline float hsum8(__m256 v)
+/* The exact int32 sums of 4 vectors of 8 lanes, as the 4 lanes of the result (one block's
+ * P of 4 outputs; int32 sums in any order are the same integer). */
+static inline __m128i hsum4x8(__m256i v0, __m256i v1, __m256i v2, __m256i v3)
 {
-    __m128 t = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    t = _mm_add_ps(t, _mm_movehl_ps(t, t));
-    t = _mm_add_ss(t, _mm_shuffle_ps(t, t, 1));
-    return _mm_cvtss_f32(t);
+    const __m256i s01 = _mm256_add_epi32(_mm256_unpacklo_epi32(v0, v1), _mm256_unpackhi_epi32(v0, v1));
+    const __m256i s23 = _mm256_add_epi32(_mm256_unpacklo_epi32(v2, v3), _mm256_unpackhi_epi32(v2, v3));
+    const __m256i u = _mm256_add_epi32(_mm256_unpacklo_epi64(s01, s23), _mm256_unpackhi_epi64(s01, s23));
+    return _mm_add_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1));
 }
 
 /* ---- activation quantization ------------------------------------------------------------- */
@@ -127,8 +128,9 @@ static void quantize(const float *x, int64_t k, int form, int8_t *qs, float *d, 
 
 static inline __m256i nib32(const uint8_t *q)
 {
-    const __m128i b = _mm_loadu_si128((const __m128i *)q);
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), _mm256_set1_epi8(15));
+    /* the 16 bytes in both halves (a load), the upper half shifted by 4 */
+    const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)q));
+    return _mm256_and_si256(_mm256_srlv_epi64(b, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(15));
 }
 
 /* 0x10 in byte e where bit e of h is set */
@@ -199,21 +201,18 @@ INLINE void tile32(fvlm_type T, int RW, int RA, int64_t k, const uint8_t *const 
 {
     const size_t bs = BS32(T);
     const bool offs = OFFSET_TRICK && SIGNED32(T);
-    __m256 acc[GEMM_RW > GEMV_RW ? GEMM_RW : GEMV_RW][GEMM_RA];
-    float m[GEMM_RW > GEMV_RW ? GEMM_RW : GEMV_RW][GEMM_RA];
-    float dd[GEMM_RA][4] __attribute__((aligned(16)));
-    _Static_assert(GEMM_RW <= 4, "dd holds 4 rows");
+    __m128 acc[GEMM_RW], m[GEMM_RW];   /* lane c: activation row c */
+    _Static_assert(GEMM_RA == 4, "the 4 activation rows are the lanes of a 128-bit vector");
+    (void)RA;
 
     #pragma GCC unroll 8
-    for (int r = 0; r < RW; r++)
-        #pragma GCC unroll 8
-        for (int c = 0; c < RA; c++) {
-            acc[r][c] = _mm256_setzero_ps();
-            m[r][c] = 0.0f;
-        }
+    for (int r = 0; r < RW; r++) {
+        acc[r] = _mm_setzero_ps();
+        m[r] = _mm_setzero_ps();
+    }
     for (int64_t b = 0; b < k / 32; b++) {
-        __m256i wv[8], wa[8];
-        float dw[8], mw[8];
+        __m256i wv[GEMM_RW], wa[GEMM_RW], av[GEMM_RA], init[GEMM_RA];
+        float dw[GEMM_RW], mw[GEMM_RW];
         #pragma GCC unroll 8
         for (int r = 0; r < RW; r++) {
             const uint8_t *p = w[r] + (size_t)b * bs;
@@ -227,40 +226,39 @@ INLINE void tile32(fvlm_type T, int RW, int RA, int64_t k, const uint8_t *const 
                     wa[r] = _mm256_sign_epi8(wv[r], wv[r]);
             }
         }
-        /* the scale products dw·da, 4 rows at a time (built in registers: a vector load of
-         * the scalar stores would miss store forwarding), read back as broadcasts */
-        const __m128 dwv = _mm_setr_ps(dw[0], RW > 1 ? dw[1] : 0.0f, RW > 2 ? dw[2] : 0.0f,
-                                       RW > 3 ? dw[3] : 0.0f);
+        const __m128 da = _mm_setr_ps(a[0].d[b], a[1].d[b], a[2].d[b], a[3].d[b]);
+        __m128 ds = _mm_setzero_ps();
+        if (AFFINE32(T))   /* da · (float)bsum of the 4 rows */
+            ds = _mm_mul_ps(da, _mm_cvtepi32_ps(_mm_setr_epi32(a[0].bsum[b], a[1].bsum[b], a[2].bsum[b],
+                                                                a[3].bsum[b])));
         #pragma GCC unroll 8
-        for (int c = 0; c < RA; c++)
-            _mm_store_ps(dd[c], _mm_mul_ps(dwv, _mm_set1_ps(a[c].d[b])));
-        #pragma GCC unroll 8
-        for (int c = 0; c < RA; c++) {
-            const __m256i av = _mm256_loadu_si256((const __m256i *)(a[c].qs + 32 * b));
-            const float ds = AFFINE32(T) ? a[c].d[b] * (float)a[c].bsum[b] : 0.0f;
-            __m256i init = _mm256_setzero_si256();
+        for (int c = 0; c < GEMM_RA; c++) {
+            av[c] = _mm256_loadu_si256((const __m256i *)(a[c].qs + 32 * b));
+            init[c] = _mm256_setzero_si256();
             if (offs)   /* −off · (4-element sums of a) */
-                init = _mm256_sub_epi32(init, dot_us(_mm256_set1_epi8((char)OFF32(T)), av));
+                init[c] = _mm256_sub_epi32(init[c], dot_us(_mm256_set1_epi8((char)OFF32(T)), av[c]));
+        }
+        #pragma GCC unroll 8
+        for (int r = 0; r < RW; r++) {
+            __m256i p[GEMM_RA];
             #pragma GCC unroll 8
-            for (int r = 0; r < RW; r++) {
-                __m256i p;
+            for (int c = 0; c < GEMM_RA; c++) {
 #ifdef FVLM_Q8_VNNI
                 if (offs)
-                    p = _mm256_dpbusd_epi32(init, wv[r], av);
+                    p[c] = _mm256_dpbusd_epi32(init[c], wv[r], av[c]);
                 else
 #endif
-                p = SIGNED32(T) ? dot_us(wa[r], _mm256_sign_epi8(av, wv[r])) : dot_us(wv[r], av);
-                acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(&dd[c][r]), acc[r][c]);
-                if (AFFINE32(T))
-                    m[r][c] = fmaf(mw[r], ds, m[r][c]);
+                p[c] = SIGNED32(T) ? dot_us(wa[r], _mm256_sign_epi8(av[c], wv[r])) : dot_us(wv[r], av[c]);
             }
+            const __m128 dd = _mm_mul_ps(_mm_set1_ps(dw[r]), da);
+            acc[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(hsum4x8(p[0], p[1], p[2], p[3])), dd, acc[r]);
+            if (AFFINE32(T))
+                m[r] = _mm_fmadd_ps(_mm_set1_ps(mw[r]), ds, m[r]);
         }
     }
     #pragma GCC unroll 8
     for (int r = 0; r < RW; r++)
-        #pragma GCC unroll 8
-        for (int c = 0; c < RA; c++)
-            out[r * RA + c] = hsum8(acc[r][c]) + m[r][c];
+        _mm_storeu_ps(out + r * GEMM_RA, _mm_add_ps(acc[r], m[r]));
 }
 
 /* ---- decode: GEMV_RW weight rows × one activation row, 32-element blocks ----------------- */
@@ -288,13 +286,6 @@ INLINE __m128 f16x4(const uint8_t *const *p, size_t off)
     const uint64_t h = ld_u16(p[0] + off) | ld_u16(p[1] + off) << 16 | ld_u16(p[2] + off) << 32 |
                        ld_u16(p[3] + off) << 48;
     return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)h));
-}
-
-/* lane r of v in every lane */
-INLINE __m256 lane_bcast(__m256 v, int r)
-{
-    return r == 0 ? _mm256_broadcastss_ps(_mm256_castps256_ps128(v))
-                  : _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(r));
 }
 
 /* The weights of one row's 32-block as the unsigned bytes the dot product takes: VNNI,
@@ -330,56 +321,48 @@ INLINE void gemv32(fvlm_type T, int64_t k, const uint8_t *const *w, const fvlm_q
     _Static_assert(GEMV_RW % 4 == 0 && GEMV_RW <= 8, "rows in groups of 4");
     const size_t bs = BS32(T);
     const int64_t nb = k / 32;
-    __m256 acc[R];
-    __m128 m[R / 4];
+    __m128 acc[R / 4], m[R / 4];   /* lane i: row 4g + i */
     const uint8_t *p[R];
 
     #pragma GCC unroll 8
-    for (int r = 0; r < R; r++) {
-        acc[r] = _mm256_setzero_ps();
+    for (int r = 0; r < R; r++)
         p[r] = w[r];
-    }
     #pragma GCC unroll 2
     for (int g = 0; g < R / 4; g++)
-        m[g] = _mm_setzero_ps();
+        acc[g] = m[g] = _mm_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const __m256i av = _mm256_loadu_si256((const __m256i *)(a->qs + 32 * b));
         const __m128 da = _mm_set1_ps(a->d[b]);
-        __m256i init = _mm256_setzero_si256();
-        if (OFFSET_TRICK && SIGNED32(T))   /* −off · (4-element sums of a) */
-            init = _mm256_sub_epi32(init, dot_us(_mm256_set1_epi8((char)OFF32(T)), av));
+        /* VNNI signed types: −off · Σa, added to the 4 rows' reduced sums */
+        const __m128i corr = _mm_set1_epi32(OFFSET_TRICK && SIGNED32(T) ? -OFF32(T) * a->bsum[b] : 0);
         #pragma GCC unroll 2
         for (int g = 0; g < R / 4; g++) {
             /* dw·da of the group's 4 rows, in the scalar twin's order */
-            const __m256 dd = _mm256_castps128_ps256(_mm_mul_ps(f16x4(p + 4 * g, 0), da));
+            const __m128 dd = _mm_mul_ps(f16x4(p + 4 * g, 0), da);
             if (AFFINE32(T))
                 m[g] = _mm_fmadd_ps(f16x4(p + 4 * g, 2), _mm_set1_ps(a->d[b] * (float)a->bsum[b]), m[g]);
+            __m256i pr[4];
             #pragma GCC unroll 4
             for (int i = 0; i < 4; i++) {
                 const int r = 4 * g + i;
                 if (PF_DIST) _mm_prefetch((const char *)p[r] + PF_DIST, PF_HINT);
                 const __m256i wv = gemv_w(T, p[r]);
-                __m256i pr;
 #ifdef FVLM_Q8_VNNI
                 if (SIGNED32(T))
-                    pr = _mm256_dpbusd_epi32(init, wv, av);
+                    pr[i] = dot_us(wv, av);
                 else
 #endif
-                pr = SIGNED32(T) ? dot_us(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(av, wv))
-                                 : dot_us(wv, av);
-                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pr), lane_bcast(dd, i), acc[r]);
+                pr[i] = SIGNED32(T) ? dot_us(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(av, wv))
+                                    : dot_us(wv, av);
                 p[r] += bs;
             }
+            const __m128i P = _mm_add_epi32(hsum4x8(pr[0], pr[1], pr[2], pr[3]), corr);
+            acc[g] = _mm_fmadd_ps(_mm_cvtepi32_ps(P), dd, acc[g]);
         }
     }
     #pragma GCC unroll 2
-    for (int g = 0; g < R / 4; g++) {
-        float mm[4];
-        _mm_storeu_ps(mm, m[g]);
-        #pragma GCC unroll 4
-        for (int i = 0; i < 4; i++)
-            out[4 * g + i] = hsum8(acc[4 * g + i]) + mm[i];
-    }
+    for (int g = 0; g < R / 4; g++)
+        _mm_storeu_ps(out + 4 * g, _mm_add_ps(acc[g], m[g]));
 }
 
 /* ---- K-quants ----------------------------------------------------------------------------- */
@@ -435,17 +418,18 @@ INLINE __m256i kdecode(fvlm_type T, const uint8_t *p, const kblock *kb, int c, _
 INLINE void tileK(fvlm_type T, int RW, int RA, int64_t k, const uint8_t *const *w,
                   const fvlm_q8_row *a, float *out)
 {
+    enum { NO = (GEMM_RW > GEMV_RW ? GEMM_RW : GEMV_RW) * GEMM_RA };
     const size_t bs = T == FVLM_TYPE_Q6_K ? 210 : T == FVLM_TYPE_Q5_K ? 176 : 144;
-    __m256 acc[GEMM_RW > GEMV_RW ? GEMM_RW : GEMV_RW][GEMM_RA];
-    float m[GEMM_RW > GEMV_RW ? GEMM_RW : GEMV_RW][GEMM_RA];
+    const int no = RW * RA;   /* outputs o = r·RA + c, in groups of 4 (lanes) */
+    __m128 acc[NO / 4];
+    float m[NO];
 
     #pragma GCC unroll 8
-    for (int r = 0; r < RW; r++)
-        #pragma GCC unroll 8
-        for (int c = 0; c < RA; c++) {
-            acc[r][c] = _mm256_setzero_ps();
-            m[r][c] = 0.0f;
-        }
+    for (int q = 0; q < no / 4; q++)
+        acc[q] = _mm_setzero_ps();
+    #pragma GCC unroll 16
+    for (int o = 0; o < no; o++)
+        m[o] = 0.0f;
     for (int64_t b = 0; b < k / 256; b++) {
         kblock kb[8];
         __m256i P[GEMM_RW > GEMV_RW ? GEMM_RW : GEMV_RW][GEMM_RA];
@@ -479,28 +463,172 @@ INLINE void tileK(fvlm_type T, int RW, int RA, int64_t k, const uint8_t *const *
             }
         }
         #pragma GCC unroll 8
-        for (int c = 0; c < RA; c++) {
-            const float da = a[c].d[b];
-            const int16_t *bsum = a[c].bsum + 8 * b;
-            #pragma GCC unroll 8
-            for (int r = 0; r < RW; r++) {
-                acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(P[r][c]), _mm256_set1_ps(kb[r].d * da),
-                                            acc[r][c]);
-                if (T != FVLM_TYPE_Q6_K) {
-                    int32_t sm = 0;
-                    for (int j = 0; j < 8; j++)
-                        sm += kb[r].mn[j] * bsum[j];
-                    m[r][c] = fmaf(-(kb[r].dmin * da), (float)sm, m[r][c]);
-                }
+        for (int q = 0; q < no / 4; q++) {
+            __m256i v[4];
+            float dd[4];
+            #pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) {
+                const int o = 4 * q + i, r = o / RA, c = o % RA;
+                v[i] = P[r][c];
+                dd[i] = kb[r].d * a[c].d[b];
+            }
+            acc[q] = _mm_fmadd_ps(_mm_cvtepi32_ps(hsum4x8(v[0], v[1], v[2], v[3])),
+                                  _mm_setr_ps(dd[0], dd[1], dd[2], dd[3]), acc[q]);
+        }
+        if (T != FVLM_TYPE_Q6_K) {
+            #pragma GCC unroll 16
+            for (int o = 0; o < no; o++) {
+                const int r = o / RA, c = o % RA;
+                const int16_t *bsum = a[c].bsum + 8 * b;
+                int32_t sm = 0;
+                for (int j = 0; j < 8; j++)
+                    sm += kb[r].mn[j] * bsum[j];
+                m[o] = fmaf(-(kb[r].dmin * a[c].d[b]), (float)sm, m[o]);
             }
         }
     }
     #pragma GCC unroll 8
-    for (int r = 0; r < RW; r++)
-        #pragma GCC unroll 8
-        for (int c = 0; c < RA; c++)
-            out[r * RA + c] = hsum8(acc[r][c]) + m[r][c];
+    for (int q = 0; q < no / 4; q++)
+        _mm_storeu_ps(out + 4 * q, _mm_add_ps(acc[q], _mm_loadu_ps(m + 4 * q)));
 }
+
+/* ---- prefill: the packed column-per-lane GEMM (VNNI) ------------------------------------- */
+
+#ifdef FVLM_Q8_VNNI
+/* A panel of NP = 16 weight rows is packed per 32-block into PB32 bytes: the 8 k-groups of
+ * 4 elements, each as 16 rows × 4 unsigned bytes (one 64-byte vector: lane j = row j), then
+ * the 16 block scales dw and (affine types) the 16 mins mw as floats. One vpdpbusd of that
+ * vector with 4 activation bytes broadcast adds 4 products to each of the 16 rows' block
+ * sums; 8 of them make the block's P of 16 outputs, exact in int32 (signed types: weights
+ * offset to u = w + OFF32, the sum started at −OFF32 · bsum), then one cvt and one fma per
+ * 16 outputs: acc = fma((float)P, dw·da, acc), kernels_q8.h's order lane by lane. PRA
+ * activation rows share each weight vector. */
+#  define NP 16
+#  define PRA 8
+#  define PB32 640
+#  define MP_ROWS 16   /* from this many activation rows on (fewer: the tiles above) */
+
+/* v[0..7] (lanes: k-groups) → v[g] lanes: rows, an 8 × 8 dword transpose */
+static inline void tr8x8(__m256i *v)
+{
+    __m256i t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
+    }
+    for (int h = 0; h < 2; h++) {   /* rows 4h .. 4h+3 */
+        u[4 * h + 0] = _mm256_unpacklo_epi64(t[4 * h], t[4 * h + 2]);       /* groups 0 | 4 */
+        u[4 * h + 1] = _mm256_unpackhi_epi64(t[4 * h], t[4 * h + 2]);       /* 1 | 5 */
+        u[4 * h + 2] = _mm256_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);   /* 2 | 6 */
+        u[4 * h + 3] = _mm256_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);   /* 3 | 7 */
+    }
+    for (int g = 0; g < 4; g++) {
+        v[g] = _mm256_permute2x128_si256(u[g], u[4 + g], 0x20);
+        v[g + 4] = _mm256_permute2x128_si256(u[g], u[4 + g], 0x31);
+    }
+}
+
+INLINE void pack32(fvlm_type T, int64_t k, const uint8_t *const *w, uint8_t *buf)
+{
+    const size_t bs = BS32(T);
+    for (int64_t b = 0; b < k / 32; b++) {
+        uint8_t *o = buf + (size_t)b * PB32;
+        float dw[NP], mw[NP];
+        for (int h = 0; h < 2; h++) {
+            __m256i v[8];
+            #pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
+                const uint8_t *p = w[8 * h + i] + (size_t)b * bs;
+                v[i] = gemv_w(T, p);   /* unsigned bytes: w + OFF32, or the affine values */
+                dw[8 * h + i] = ld_f16(p);
+                mw[8 * h + i] = AFFINE32(T) ? ld_f16(p + 2) : 0.0f;
+            }
+            tr8x8(v);
+            #pragma GCC unroll 8
+            for (int g = 0; g < 8; g++)
+                _mm256_store_si256((__m256i *)(o + 64 * g + 32 * h), v[g]);
+        }
+        _mm512_store_ps(o + 512, _mm512_loadu_ps(dw));
+        _mm512_store_ps(o + 576, _mm512_loadu_ps(mw));
+    }
+}
+
+INLINE void gemmp32(fvlm_type T, int64_t k, const uint8_t *buf, const fvlm_q8_act *act, int64_t i0,
+                    int64_t i1, float *y, int64_t ldy, int nvalid, const float *bias)
+{
+    const int64_t nb = k / 32;
+    const __mmask16 msk = (__mmask16)((1u << nvalid) - 1u);
+    const __m512 bv = bias ? _mm512_maskz_loadu_ps(msk, bias) : _mm512_setzero_ps();
+    const int8_t *qs0 = act->qs[FVLM_Q8_B32];
+    const float *d0 = act->d[FVLM_Q8_B32];
+    const int16_t *s0 = act->bsum[FVLM_Q8_B32];
+
+    for (int64_t i = i0; i < i1; i += PRA) {
+        const int8_t *q[PRA];
+        const float *d[PRA];
+        const int16_t *bsum[PRA];
+        __m512 acc[PRA], mm[PRA];
+        #pragma GCC unroll 8
+        for (int c = 0; c < PRA; c++) {
+            const int64_t row = i + c < i1 ? i + c : i1 - 1;
+            q[c] = qs0 + row * k;
+            d[c] = d0 + row * nb;
+            bsum[c] = s0 + row * nb;
+            acc[c] = mm[c] = _mm512_setzero_ps();
+        }
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *pb = buf + (size_t)b * PB32;
+            __m512i P[PRA];
+            #pragma GCC unroll 8
+            for (int c = 0; c < PRA; c++)
+                P[c] = SIGNED32(T) ? _mm512_set1_epi32(-OFF32(T) * bsum[c][b]) : _mm512_setzero_si512();
+            #pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) {
+                const __m512i wv = _mm512_load_si512((const void *)(pb + 64 * g));
+                #pragma GCC unroll 8
+                for (int c = 0; c < PRA; c++)
+                    P[c] = _mm512_dpbusd_epi32(P[c], wv, _mm512_set1_epi32((int)ld_u32((const uint8_t *)q[c] + 32 * b + 4 * g)));
+            }
+            const __m512 dwv = _mm512_load_ps(pb + 512);
+            #pragma GCC unroll 8
+            for (int c = 0; c < PRA; c++)
+                acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(P[c]), _mm512_mul_ps(dwv, _mm512_set1_ps(d[c][b])),
+                                         acc[c]);
+            if (AFFINE32(T)) {
+                const __m512 mwv = _mm512_load_ps(pb + 576);
+                #pragma GCC unroll 8
+                for (int c = 0; c < PRA; c++)
+                    mm[c] = _mm512_fmadd_ps(mwv, _mm512_set1_ps(d[c][b] * (float)bsum[c][b]), mm[c]);
+            }
+        }
+        #pragma GCC unroll 8
+        for (int c = 0; c < PRA; c++) {
+            if (i + c >= i1)
+                break;
+            __m512 v = _mm512_add_ps(acc[c], mm[c]);
+            if (bias)
+                v = _mm512_add_ps(v, bv);
+            _mm512_mask_storeu_ps(y + (i + c - i0) * ldy, msk, v);
+        }
+    }
+}
+
+#  define DEF_PACKED(tn, T)                                                                  \
+    static void pack_##tn(int64_t k, const uint8_t *const *w, uint8_t *buf)                   \
+    {                                                                                         \
+        pack32(T, k, w, buf);                                                                 \
+    }                                                                                         \
+    static void gemmp_##tn(int64_t k, const uint8_t *buf, const fvlm_q8_act *act, int64_t i0, \
+                           int64_t i1, float *y, int64_t ldy, int nvalid, const float *bias)  \
+    {                                                                                         \
+        gemmp32(T, k, buf, act, i0, i1, y, ldy, nvalid, bias);                                \
+    }
+DEF_PACKED(q8_0, FVLM_TYPE_Q8_0)
+DEF_PACKED(q4_0, FVLM_TYPE_Q4_0)
+DEF_PACKED(q4_1, FVLM_TYPE_Q4_1)
+DEF_PACKED(q5_0, FVLM_TYPE_Q5_0)
+DEF_PACKED(q5_1, FVLM_TYPE_Q5_1)
+#endif
 
 /* ---- instances ---------------------------------------------------------------------------- */
 
@@ -544,4 +672,17 @@ const fvlm_q8_kernels Q8_TABLE = {
         [FVLM_TYPE_Q5_0] = gemv_q5_0, [FVLM_TYPE_Q5_1] = gemv_q5_1, [FVLM_TYPE_Q4_K] = gemv_q4_K,
         [FVLM_TYPE_Q5_K] = gemv_q5_K, [FVLM_TYPE_Q6_K] = gemv_q6_K,
     },
+#ifdef FVLM_Q8_VNNI
+    .np = NP,
+    .mp = MP_ROWS,
+    .pack_block = PB32,
+    .pack = {
+        [FVLM_TYPE_Q8_0] = pack_q8_0, [FVLM_TYPE_Q4_0] = pack_q4_0, [FVLM_TYPE_Q4_1] = pack_q4_1,
+        [FVLM_TYPE_Q5_0] = pack_q5_0, [FVLM_TYPE_Q5_1] = pack_q5_1,
+    },
+    .gemmp = {
+        [FVLM_TYPE_Q8_0] = gemmp_q8_0, [FVLM_TYPE_Q4_0] = gemmp_q4_0, [FVLM_TYPE_Q4_1] = gemmp_q4_1,
+        [FVLM_TYPE_Q5_0] = gemmp_q5_0, [FVLM_TYPE_Q5_1] = gemmp_q5_1,
+    },
+#endif
 };

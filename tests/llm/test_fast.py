@@ -8,9 +8,9 @@ q5_k, q6_k; the K-quants on a model whose widths are multiples of 256):
     replaced by the fast numerics written from the definition — each activation row cast
     to float32, quantized per block (d = amax/127, q = round-half-even(x/d), B = 32, or 256
     for K-quants), dequantized and multiplied in float64 with the dequantized weights
-    (tests/reference/gguf_read.py). The lanes and float32 scale products of the engine are
-    not modelled: they and rare rounding flips of q (activations differing by float32 vs
-    float64 rounding) are what TOL_REF covers;
+    (tests/reference/gguf_read.py). The engine's float32 block-by-block accumulation and
+    float32 scale products are not modelled: they and rare rounding flips of q (activations
+    differing by float32 vs float64 rounding) are what TOL_REF covers;
   - `fastvlm logits --precision fast` must be within TOL_REF (max|d| / max|ref|);
   - fast vs exact (`--precision exact`): relative L2 of the logits and greedy agreement on
     three prompts are printed, and bounded loosely (TOL_FAST_VS_EXACT, greedy tokens until the
