@@ -138,7 +138,12 @@ def sample_scene(rng, sizes=TRAIN_SIZES):
     objs = []
     for pos in layout:
         colour = rng.choice([c for c in sorted(COLOURS) if c != bg])
-        objs.append({"shape": rng.choice(SHAPES), "colour": colour,
+        shape = rng.choice(SHAPES)
+        if n == 1 and bg == "black" and colour == "white" and shape == "circle":
+            # the one image the world would not determine: a lone white circle on black IS
+            # what videotestsrc pattern=ball shows, so scenes never contain it
+            colour = rng.choice([c for c in sorted(COLOURS) if c not in (bg, "white")])
+        objs.append({"shape": shape, "colour": colour,
                      "size": rng.choice(sorted(SIZES)), "pos": pos,
                      # jitter kept in the description so rendering is a pure function
                      "dx": rng.uniform(-0.03, 0.03), "dy": rng.uniform(-0.03, 0.03),
@@ -373,6 +378,58 @@ AUX_HEADS = ([(f"{p}.colour", 1 + len(COLOURS)) for p in POSITION_ORDER]
              + [(f"{p}.size", 1 + len(SIZES)) for p in POSITION_ORDER]
              + [("count", 5), ("background", len(BACKGROUNDS)), ("pattern", 1 + len(PATTERNS)),
                 ("ball", 3)])
+
+
+ROW_HEADS = [("colour", 1 + len(COLOURS)), ("shape", 1 + len(SHAPES)),
+             ("size", 1 + len(SIZES)), ("pos", 1 + len(POSITION_ORDER))]
+
+
+def object_box(scene, o, size=256):
+    """Bounding box (x0, y0, x1, y1) of object o in the preprocessed size x size image
+    (preprocess: centred black square padding, then resize), in pixels."""
+    w, h = scene["width"], scene["height"]
+    s = max(w, h)
+    ax, ay = POSITIONS[o["pos"]]
+    lo, hi = SIZES[o["size"]]
+    r = (lo + (hi - lo) * o["r"]) * min(w, h)
+    cx = (ax + o["dx"]) * w + (s - w) // 2
+    cy = (ay + o["dy"]) * h + (s - h) // 2
+    k = size / s
+    return ((cx - r) * k, (cy - r) * k, (cx + r) * k, (cy + r) * k)
+
+
+def row_targets(item, grid=4, size=256):
+    """Per image row (the tower's grid x grid output cells, row-major) and per ROW_HEADS
+    entry, a class index: what the object covering that cell is (its colour, shape, size
+    and position word), 0 for an empty cell, -1 (no target) for a cell that an object only
+    grazes. An object "covers" a cell holding >= 25 % of its bounding box. Targets for a
+    per-row auxiliary loss: they ask every image row to say, by itself, what is there and
+    where it is, which is what "Where is the red circle?" must read back from one row."""
+    n = grid * grid
+    if item["kind"] != "scene":
+        return [[-1] * len(ROW_HEADS) for _ in range(n)]
+    cell = size / grid
+    out = []
+    for i in range(n):
+        gy, gx = divmod(i, grid)
+        x0, y0, x1, y1 = gx * cell, gy * cell, (gx + 1) * cell, (gy + 1) * cell
+        best, frac = None, 0.0
+        for o in item["objects"]:
+            bx0, by0, bx1, by1 = object_box(item, o, size)
+            inter = max(0.0, min(x1, bx1) - max(x0, bx0)) * max(0.0, min(y1, by1) - max(y0, by0))
+            f = inter / ((bx1 - bx0) * (by1 - by0))
+            if f > frac:
+                best, frac = o, f
+        if best is None:
+            out.append([0] * len(ROW_HEADS))
+        elif frac < 0.25:
+            out.append([-1] * len(ROW_HEADS))
+        else:
+            out.append([1 + sorted(COLOURS).index(best["colour"]),
+                        1 + SHAPES.index(best["shape"]),
+                        1 + sorted(SIZES).index(best["size"]),
+                        1 + POSITION_ORDER.index(best["pos"])])
+    return out
 
 
 def aux_targets(item):

@@ -25,7 +25,7 @@ tests/reference/qwen2_ref.py is a no-grad float64 reference; after export the tw
 compared on one example (skip with --no-check-ref).
 
 Usage:
-  train_demo_model.py [--out models] [--steps 1400] [--seed 0] [--threads 2]
+  train_demo_model.py [--out models] [--steps 1600] [--seed 0] [--threads 2]
                       [--smoke] [--hf-dir DIR] [--outtype f16] [--no-convert]
   --smoke: 2 steps, batch 4, one pattern size, export + convert into --out (use a temp dir).
 Writes OUT/NAME.gguf, OUT/NAME-mmproj.gguf and the float16 Hugging Face checkpoint they were
@@ -512,11 +512,12 @@ class DataSource:
 def make_batch(src, prompting, n_images, k_qa, rng):
     """Images, auxiliary targets [B, n_heads], and two groups of sequences (captions, short
     answers) with their image index."""
-    imgs, aux, groups = [], [], {"long": [], "short": []}
+    imgs, aux, row_aux, groups = [], [], [], {"long": [], "short": []}
     for b in range(n_images):
         u8, item = src.sample()
         imgs.append(u8)
         aux.append(ds.aux_targets(item))
+        row_aux.append(ds.row_targets(item, grid=IMAGE_SIZE // 64, size=IMAGE_SIZE))
         qa = ds.item_qa(item, rng)
         cap = [x for x in qa if x[0] in ("caption", "pattern_caption")]
         rest = [x for x in qa if x[0] not in ("caption", "pattern_caption")]
@@ -535,7 +536,7 @@ def make_batch(src, prompting, n_images, k_qa, rng):
             ids[i, :len(s)] = torch.tensor(s)
             mask[i, :len(m)] = torch.tensor(m, dtype=torch.float32)
         out.append((torch.tensor([x[0] for x in g]), ids, mask))
-    return to_pixels(imgs), torch.tensor(aux), out
+    return to_pixels(imgs), (torch.tensor(aux), torch.tensor(row_aux)), out
 
 
 class AuxHead(nn.Module):
@@ -555,6 +556,27 @@ class AuxHead(nn.Module):
         return sum(losses) / max(1, len(losses))
 
 
+class RowAuxHead(nn.Module):
+    """Training-only linear read-out of EACH projected image row on its own (one matrix
+    shared by the 16 rows) into demo_scenes.ROW_HEADS: the colour, shape, size and position
+    word of the object covering that row's cell. AuxHead reads the rows together, so the
+    rows never had to say where they are; questions like "Where is the red circle?" need
+    exactly that (the decoder finds the row by its content and reads the answer from it,
+    while RoPE only tells attention how far away a row is). Not exported."""
+
+    def __init__(self, hidden):
+        super().__init__()
+        self.sizes = [n for _, n in ds.ROW_HEADS]
+        self.lin = Linear(hidden, sum(self.sizes))
+
+    def loss(self, rows, targets):
+        logits = self.lin(rows.reshape(-1, rows.shape[-1])).split(self.sizes, dim=1)
+        t = targets.reshape(-1, len(self.sizes))
+        losses = [F.cross_entropy(l, t[:, i], ignore_index=-1)
+                  for i, l in enumerate(logits) if (t[:, i] >= 0).any()]
+        return sum(losses) / max(1, len(losses))
+
+
 def batch_loss(model, prompting, pixels, groups, aux_head=None, aux_targets=None, aux_weight=0.0):
     rows = model.encode_images(pixels)
     model.image_signal = float(rows.detach().std(0).mean() / rows.detach().std())
@@ -569,8 +591,11 @@ def batch_loss(model, prompting, pixels, groups, aux_head=None, aux_targets=None
         tot = tot + F.cross_entropy(logits, ids[:, 1:].reshape(-1)[sel], reduction="sum")
         cnt += float(sel.sum())
     if aux_head is not None and aux_weight > 0:
-        model.aux_loss = aux_head.loss(rows, aux_targets)
-        return tot / max(cnt, 1.0) + aux_weight * model.aux_loss
+        head, row_head = aux_head
+        t, row_t = aux_targets
+        model.aux_loss = head.loss(rows, t)
+        model.row_aux_loss = row_head.loss(rows, row_t)
+        return tot / max(cnt, 1.0) + aux_weight * (model.aux_loss + model.row_aux_loss)
     return tot / max(cnt, 1.0)
 
 
@@ -709,7 +734,7 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(ROOT, "models"))
     ap.add_argument("--name", default="fastvlm-demo")
     ap.add_argument("--hf-dir", help="where to write the HF checkpoint (default OUT/NAME-hf)")
-    ap.add_argument("--steps", type=int, default=1400)
+    ap.add_argument("--steps", type=int, default=1600)
     ap.add_argument("--batch", type=int, default=24, help="images per step")
     ap.add_argument("--qa", type=int, default=4, help="sequences per image (caption + others)")
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -748,8 +773,10 @@ def main(argv=None):
     n_vis = sum(p.numel() for n, p in model.named_parameters() if "vision_tower" in n)
     log(f"model: {n_params} parameters ({n_vis} in the tower)")
 
-    aux_head = AuxHead(LLM["hidden"])
-    params = list(model.named_parameters()) + [("aux." + n, p) for n, p in aux_head.named_parameters()]
+    aux_head = (AuxHead(LLM["hidden"]), RowAuxHead(LLM["hidden"]))
+    params = (list(model.named_parameters())
+              + [("aux." + n, p) for n, p in aux_head[0].named_parameters()]
+              + [("rowaux." + n, p) for n, p in aux_head[1].named_parameters()])
     decay = [p for n, p in params if p.dim() >= 2]
     no_decay = [p for n, p in params if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.02},
@@ -779,7 +806,8 @@ def main(argv=None):
             # image signal: across-image std / overall std of the image rows (0 = blind tower)
             log(f"step {step:5d}/{a.steps} loss {float(loss):.4f} (ema {ema:.4f}) "
                 f"lr {lr_at(step):.2e} image signal {model.image_signal:.3f} "
-                f"aux {float(getattr(model, 'aux_loss', 0.0)):.3f}")
+                f"aux {float(getattr(model, 'aux_loss', 0.0)):.3f} "
+                f"row {float(getattr(model, 'row_aux_loss', 0.0)):.3f}")
 
     recalibrate_bn(model, src, prompting, 2 if a.smoke else 20, a.batch)
     fold_to_released_form(model.model.vision_tower.vision_tower.model)
