@@ -257,7 +257,13 @@ void fvlm_pool_run(fvlm_pool *pool, fvlm_pool_fn fn, void *arg)
     if (spin_int_eq(&pool->n_pending, 0))
         return;
     pthread_mutex_lock(&pool->mu);
-    atomic_store(&pool->caller_sleeping, true);
+    /* An exchange, not a store: a read-modify-write is a full barrier on every target, so
+     * the load of n_pending below cannot be satisfied before the flag is visible to the
+     * last worker. A seq_cst store + load pair means the same in C11, but qemu-user's
+     * aarch64 emulation on x86 hosts lets a store-release pass a later load-acquire: the
+     * last worker then saw no sleeper, and the caller waited forever (test_simd hung
+     * about 1 run in 20 under qemu). */
+    (void)atomic_exchange(&pool->caller_sleeping, true);
     while (atomic_load(&pool->n_pending) != 0)
         pthread_cond_wait(&pool->cv_done, &pool->mu);
     atomic_store(&pool->caller_sleeping, false);
