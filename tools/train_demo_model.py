@@ -740,6 +740,7 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--aux-weight", type=float, default=0.5,
                     help="weight of the training-only auxiliary loss (AuxHead)")
+    ap.add_argument("--llm-layers", type=int, default=LLM["layers"], help="decoder layers")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--outtype", default="f16")
@@ -749,6 +750,7 @@ def main(argv=None):
     ap.add_argument("--no-check-ref", action="store_true")
     ap.add_argument("--log-every", type=int, default=25)
     a = ap.parse_args(argv)
+    LLM["layers"] = a.llm_layers     # the module-level dict every default argument refers to
     if a.smoke:
         a.steps, a.batch = 2, 4
     torch.set_num_threads(a.threads)
