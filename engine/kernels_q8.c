@@ -7,8 +7,8 @@
  * row (decode) runs the table's rw1 × 1 tile along the range; more rows (prefill, verify)
  * run its RW × RA tile over panels of weight rows small enough to stay in L2 while every
  * activation row passes over them, or, from the table's mp rows on, its packed GEMM: each
- * panel of np weight rows packed into a per-thread buffer once, then all activation rows. A tile that would run past the end repeats its last
- * row (the extra outputs are dropped). Every output is one row-by-row dot product in the
+ * panel of np weight rows packed into a per-thread buffer once, then all activation rows.
+ * A tile that would run past the end repeats its last row (the extra outputs are dropped). Every output is one row-by-row dot product in the
  * order kernels_q8.h defines, so none of these choices shows in the results.
  *
  * Not here: the SIMD tiles (kernels_q8_x86.c, kernels_q8_neon.c), the float path

@@ -211,7 +211,7 @@ INLINE void tile32(fvlm_type T, int RW, int RA, int64_t k, const uint8_t *const 
         m[r] = _mm_setzero_ps();
     }
     for (int64_t b = 0; b < k / 32; b++) {
-        __m256i wv[GEMM_RW], wa[GEMM_RW], av[GEMM_RA], init[GEMM_RA];
+        __m256i wv[GEMM_RW], wa[GEMM_RW], av[GEMM_RA];
         float dw[GEMM_RW], mw[GEMM_RW];
         #pragma GCC unroll 8
         for (int r = 0; r < RW; r++) {
@@ -227,31 +227,25 @@ INLINE void tile32(fvlm_type T, int RW, int RA, int64_t k, const uint8_t *const 
             }
         }
         const __m128 da = _mm_setr_ps(a[0].d[b], a[1].d[b], a[2].d[b], a[3].d[b]);
+        const __m128i bsum = _mm_setr_epi32(a[0].bsum[b], a[1].bsum[b], a[2].bsum[b], a[3].bsum[b]);
+        /* offset weights: −off · Σa of the 4 activation rows, added to the reduced sums */
+        const __m128i corr = offs ? _mm_mullo_epi32(bsum, _mm_set1_epi32(-OFF32(T))) : _mm_setzero_si128();
         __m128 ds = _mm_setzero_ps();
         if (AFFINE32(T))   /* da · (float)bsum of the 4 rows */
-            ds = _mm_mul_ps(da, _mm_cvtepi32_ps(_mm_setr_epi32(a[0].bsum[b], a[1].bsum[b], a[2].bsum[b],
-                                                                a[3].bsum[b])));
+            ds = _mm_mul_ps(da, _mm_cvtepi32_ps(bsum));
         #pragma GCC unroll 8
-        for (int c = 0; c < GEMM_RA; c++) {
+        for (int c = 0; c < GEMM_RA; c++)
             av[c] = _mm256_loadu_si256((const __m256i *)(a[c].qs + 32 * b));
-            init[c] = _mm256_setzero_si256();
-            if (offs)   /* −off · (4-element sums of a) */
-                init[c] = _mm256_sub_epi32(init[c], dot_us(_mm256_set1_epi8((char)OFF32(T)), av[c]));
-        }
         #pragma GCC unroll 8
         for (int r = 0; r < RW; r++) {
             __m256i p[GEMM_RA];
             #pragma GCC unroll 8
-            for (int c = 0; c < GEMM_RA; c++) {
-#ifdef FVLM_Q8_VNNI
-                if (offs)
-                    p[c] = _mm256_dpbusd_epi32(init[c], wv[r], av[c]);
-                else
-#endif
-                p[c] = SIGNED32(T) ? dot_us(wa[r], _mm256_sign_epi8(av[c], wv[r])) : dot_us(wv[r], av[c]);
-            }
+            for (int c = 0; c < GEMM_RA; c++)
+                p[c] = SIGNED32(T) && !offs ? dot_us(wa[r], _mm256_sign_epi8(av[c], wv[r]))
+                                            : dot_us(wv[r], av[c]);
             const __m128 dd = _mm_mul_ps(_mm_set1_ps(dw[r]), da);
-            acc[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(hsum4x8(p[0], p[1], p[2], p[3])), dd, acc[r]);
+            const __m128i P = _mm_add_epi32(hsum4x8(p[0], p[1], p[2], p[3]), corr);
+            acc[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(P), dd, acc[r]);
             if (AFFINE32(T))
                 m[r] = _mm_fmadd_ps(_mm_set1_ps(mw[r]), ds, m[r]);
         }

@@ -409,13 +409,13 @@ def row_targets(item, grid=4, size=256):
     if item["kind"] != "scene":
         return [[-1] * len(ROW_HEADS) for _ in range(n)]
     cell = size / grid
+    boxes = [(o, object_box(item, o, size)) for o in item["objects"]]
     out = []
     for i in range(n):
         gy, gx = divmod(i, grid)
         x0, y0, x1, y1 = gx * cell, gy * cell, (gx + 1) * cell, (gy + 1) * cell
         best, frac = None, 0.0
-        for o in item["objects"]:
-            bx0, by0, bx1, by1 = object_box(item, o, size)
+        for o, (bx0, by0, bx1, by1) in boxes:
             inter = max(0.0, min(x1, bx1) - max(x0, bx0)) * max(0.0, min(y1, by1) - max(y0, by0))
             f = inter / ((bx1 - bx0) * (by1 - by0))
             if f > frac:
@@ -425,11 +425,14 @@ def row_targets(item, grid=4, size=256):
         elif frac < 0.25:
             out.append([-1] * len(ROW_HEADS))
         else:
-            out.append([1 + sorted(COLOURS).index(best["colour"]),
-                        1 + SHAPES.index(best["shape"]),
-                        1 + sorted(SIZES).index(best["size"]),
-                        1 + POSITION_ORDER.index(best["pos"])])
+            out.append(list(object_classes(best)) + [1 + POSITION_ORDER.index(best["pos"])])
     return out
+
+
+def object_classes(o):
+    """(colour, shape, size) class indices of object o, 0 being kept for "nothing there"."""
+    return (1 + sorted(COLOURS).index(o["colour"]), 1 + SHAPES.index(o["shape"]),
+            1 + sorted(SIZES).index(o["size"]))
 
 
 def aux_targets(item):
@@ -441,9 +444,8 @@ def aux_targets(item):
         for p in POSITION_ORDER:
             t[f"{p}.colour"] = t[f"{p}.shape"] = t[f"{p}.size"] = 0
         for o in item["objects"]:
-            t[f"{o['pos']}.colour"] = 1 + sorted(COLOURS).index(o["colour"])
-            t[f"{o['pos']}.shape"] = 1 + SHAPES.index(o["shape"])
-            t[f"{o['pos']}.size"] = 1 + sorted(SIZES).index(o["size"])
+            (t[f"{o['pos']}.colour"], t[f"{o['pos']}.shape"],
+             t[f"{o['pos']}.size"]) = object_classes(o)
         t["count"] = len(item["objects"])
         t["background"] = sorted(BACKGROUNDS).index(item["background"])
         t["pattern"] = 0

@@ -539,6 +539,14 @@ def make_batch(src, prompting, n_images, k_qa, rng):
     return to_pixels(imgs), (torch.tensor(aux), torch.tensor(row_aux)), out
 
 
+def heads_loss(logits, targets, sizes):
+    """Mean over the heads that have a target in this batch of each head's cross-entropy:
+    logits [N, sum(sizes)] split into one block per head, targets [N, heads] (-1: none)."""
+    losses = [F.cross_entropy(l, targets[:, i], ignore_index=-1)
+              for i, l in enumerate(logits.split(sizes, dim=1)) if (targets[:, i] >= 0).any()]
+    return sum(losses) / max(1, len(losses))
+
+
 class AuxHead(nn.Module):
     """Training-only linear read-out of the 16 projected image rows (flattened) into the
     classes of demo_scenes.AUX_HEADS. Not part of the model and not exported: it only gives
@@ -550,10 +558,7 @@ class AuxHead(nn.Module):
         self.lin = Linear(N_IMAGE_TOKENS * hidden, sum(self.sizes))
 
     def loss(self, rows, targets):
-        logits = self.lin(rows.flatten(1)).split(self.sizes, dim=1)
-        losses = [F.cross_entropy(l, targets[:, i], ignore_index=-1)
-                  for i, l in enumerate(logits) if (targets[:, i] >= 0).any()]
-        return sum(losses) / max(1, len(losses))
+        return heads_loss(self.lin(rows.flatten(1)), targets, self.sizes)
 
 
 class RowAuxHead(nn.Module):
@@ -570,11 +575,8 @@ class RowAuxHead(nn.Module):
         self.lin = Linear(hidden, sum(self.sizes))
 
     def loss(self, rows, targets):
-        logits = self.lin(rows.reshape(-1, rows.shape[-1])).split(self.sizes, dim=1)
-        t = targets.reshape(-1, len(self.sizes))
-        losses = [F.cross_entropy(l, t[:, i], ignore_index=-1)
-                  for i, l in enumerate(logits) if (t[:, i] >= 0).any()]
-        return sum(losses) / max(1, len(losses))
+        return heads_loss(self.lin(rows.reshape(-1, rows.shape[-1])),
+                          targets.reshape(-1, len(self.sizes)), self.sizes)
 
 
 def batch_loss(model, prompting, pixels, groups, aux_head=None, aux_targets=None, aux_weight=0.0):
